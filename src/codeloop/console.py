@@ -1,0 +1,64 @@
+"""Terminal output shared by every command: one rich console, progress bars, summary lines."""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+from typing import Iterable, Iterator, TypeVar
+
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+
+console = Console(stderr=True, highlight=False)
+T = TypeVar("T")
+
+
+def _quiet() -> bool:
+    return os.environ.get("CODELOOP_QUIET") == "1"
+
+
+@contextmanager
+def progress_bar(description: str, total: int | None) -> Iterator["_Advance"]:
+    """A rich progress bar; yields a callable ``advance(n=1)``. Silent when CODELOOP_QUIET=1."""
+    if _quiet():
+        yield _Advance(None, None)
+        return
+    prog = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+                    MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                    console=console, transient=not sys.stderr.isatty() is False)
+    with prog:
+        task = prog.add_task(description, total=total)
+        yield _Advance(prog, task)
+
+
+class _Advance:
+    def __init__(self, prog: Progress | None, task: object):
+        self._prog, self._task = prog, task
+
+    def __call__(self, n: int = 1) -> None:
+        if self._prog is not None:
+            self._prog.advance(self._task, n)  # type: ignore[arg-type]
+
+
+def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+    """Iterate with a progress bar (only when there are more than a few items)."""
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)  # type: ignore[arg-type]
+    if total is not None and total <= 3:
+        yield from items
+        return
+    with progress_bar(description, total) as advance:
+        for item in items:
+            yield item
+            advance()
+
+
+def summary(text: str) -> None:
+    """The one-line summary every command ends with."""
+    console.print(f"[bold green]✓[/] {text}")
+
+
+def warn(text: str) -> None:
+    console.print(f"[bold yellow]warning:[/] {text}")

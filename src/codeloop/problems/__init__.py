@@ -1,0 +1,69 @@
+"""Problem sets: each loader returns a list of Problem records.
+
+A problem-set spec is a name, optionally with a source after a colon:
+``humaneval``, ``easy``, ``mbpp`` / ``mbpp:PATH`` / ``mbpp:HF_ID``, ``apps:PATH``,
+``codecontests:PATH``, ``jsonl:PATH``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from codeloop.errors import UserError
+from codeloop.records import Problem
+
+
+@dataclass(frozen=True)
+class ProblemSet:
+    name: str
+    summary: str
+    load: Callable[..., list[Problem]]  # load(source: str | None, split: str | None) -> problems
+    splits: tuple[str, ...] = ()
+    needs_source: bool = False
+
+
+_REGISTRY: dict[str, ProblemSet] = {}
+
+
+def register(ps: ProblemSet) -> None:
+    _REGISTRY[ps.name] = ps
+
+
+def problem_sets() -> list[ProblemSet]:
+    _ensure_loaded()
+    return list(_REGISTRY.values())
+
+
+def _ensure_loaded() -> None:
+    # Importing the loader modules registers them; done lazily so `codeloop --help` stays fast.
+    from codeloop.problems import humaneval, jsonl_set  # noqa: F401
+    for optional in ("mbpp", "apps", "codecontests", "easy"):
+        try:
+            __import__(f"codeloop.problems.{optional}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"codeloop.problems.{optional}":
+                raise
+
+
+def load_problems(spec: str, split: str | None = None, limit: int | None = None) -> list[Problem]:
+    """Load the problems named by `spec` (see module doc); `limit` keeps the first N."""
+    _ensure_loaded()
+    name, _, source = spec.partition(":")
+    ps = _REGISTRY.get(name)
+    if ps is None:
+        known = ", ".join(sorted(_REGISTRY))
+        raise UserError(f"unknown problem set '{name}' (known: {known}; or jsonl:PATH)", "--problems")
+    if ps.needs_source and not source:
+        raise UserError(f"problem set '{name}' needs a source: {name}:PATH", "--problems")
+    if split is not None and ps.splits and split not in ps.splits:
+        raise UserError(f"problem set '{name}' has no split '{split}' (splits: {', '.join(ps.splits)})",
+                        "--split")
+    problems = ps.load(source or None, split)
+    if limit is not None:
+        problems = problems[:limit]
+    return problems
+
+
+def problems_by_id(problems: list[Problem]) -> dict[str, Problem]:
+    return {p.task_id: p for p in problems}
