@@ -1,0 +1,1 @@
+"""Methods: each file reads like its paper's algorithm box and composes the layers below."""

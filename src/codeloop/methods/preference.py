@@ -1,0 +1,233 @@
+"""Code DPO from best-of-N execution feedback, with a logit curriculum.
+
+Sources: "Aligning CodeLLMs with Direct Preference Optimization" (CodeLLM-DPO: on-policy best-of-N
+pairs judged by unit tests) and "Tricks for DPO tuning a Code LLM, Part 1 - Logit Curriculum
+Learning" (order the pairs by how far apart the initial model's log-probs of chosen and rejected are).
+
+The algorithm, as this file runs it:
+
+    1. samples  <- generate(train problems, N per problem, temperature T)       # on-policy
+    2. results  <- execute(samples)                                             # sandbox
+    3. score    <- passed_tests / total_tests  (or the count)                   # per sample
+    4. pairs    <- per problem: chosen = best score, rejected = worst score;
+                   skip ties, dedupe identical code, chosen must pass (or score > 0)
+    5. distance <- |log p0(chosen | prompt) - log p0(rejected | prompt)|        # initial model p0
+    6. buckets  <- distance percentiles (10-50, 50-90, 90-100; optionally drop < 10)
+    7. order    <- buckets easy -> hard, shuffled within a bucket               # the curriculum
+    8. train DPO on the pairs in that order (or shuffled, the baseline)
+
+Direction of the curriculum. A pair whose chosen and rejected completions the initial model already
+tells far apart (a large |log-prob gap|) is an easy preference: the policy sees a strong, clean
+signal. A small gap means the two programs look alike to the model, the hard case. Easy -> hard is
+therefore "largest distance first" (`direction="large-first"`, the default, as in the blog's
+logit curriculum and Curri-DPO's pairwise-distinguishability order); "small-first" and "shuffled"
+are there for ablations.
+
+This file holds no sampling, sandbox, scoring or training mechanics: it calls the layers below.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+
+from codeloop.errors import UserError
+from codeloop.records import Pair, Problem, Result
+
+
+@dataclass
+class PreferenceConfig:
+    n: int = 4  # best-of-N samples per problem (the source used N=3)
+    temperature: float = 0.8
+    top_p: float = 0.95
+    max_new_tokens: int = 256
+    score: str = "fraction"  # "fraction" of tests passed, or "count"
+    chosen_rule: str = "passed"  # "passed": chosen must pass every test; "positive": score > 0
+    pairs_per_problem: int = 1
+    length_normalized: bool = False  # distance of mean (not summed) token log-probs
+    bucket_edges: list[float] = field(default_factory=lambda: [10.0, 50.0, 90.0, 100.0])
+    drop_bottom: bool = False  # drop pairs below the first edge, as the source did
+    direction: str = "large-first"  # easy -> hard = largest distance first; or small-first | shuffled
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.score not in ("fraction", "count"):
+            raise UserError("must be 'fraction' or 'count'", "score")
+        if self.chosen_rule not in ("passed", "positive"):
+            raise UserError("must be 'passed' or 'positive'", "chosen_rule")
+        if self.direction not in ("large-first", "small-first", "shuffled"):
+            raise UserError("must be 'large-first', 'small-first' or 'shuffled'", "direction")
+        edges = self.bucket_edges
+        if not edges or any(b <= a for a, b in zip(edges, edges[1:])) or edges[0] < 0 or edges[-1] != 100:
+            raise UserError("must be increasing percentiles ending at 100, e.g. [10, 50, 90, 100]",
+                            "bucket_edges")
+        if self.n < 2:
+            raise UserError("best-of-N needs at least 2 samples per problem", "n")
+
+
+# -- steps 3-4: scores and pairs ------------------------------------------------------------------
+
+def sample_score(result: Result, mode: str = "fraction") -> float:
+    """Tests passed (count) or their fraction; a sample with no counted tests scores 1/0 by status."""
+    if result.total_tests > 0:
+        return result.passed_tests / result.total_tests if mode == "fraction" else float(result.passed_tests)
+    return 1.0 if result.passed else 0.0
+
+
+def _normalized_code(text: str) -> str:
+    return "\n".join(line.rstrip() for line in text.strip().splitlines())
+
+
+def build_pairs(results: Iterable[Result], cfg: PreferenceConfig) -> tuple[list[Pair], dict[str, int]]:
+    """Chosen/rejected pairs per problem, and counts of why problems gave no pair."""
+    by_task: dict[str, list[Result]] = defaultdict(list)
+    for r in results:
+        by_task[r.task_id].append(r)
+    pairs: list[Pair] = []
+    skipped = {"all_tied": 0, "no_acceptable_chosen": 0, "single_distinct_sample": 0}
+    for task_id, rs in by_task.items():
+        distinct: dict[str, Result] = {}
+        for r in sorted(rs, key=lambda r: r.sample_id):
+            distinct.setdefault(_normalized_code(r.completion), r)  # identical code counts once
+        ranked = sorted(distinct.values(), key=lambda r: (-sample_score(r, cfg.score), r.sample_id))
+        if len(ranked) < 2:
+            skipped["single_distinct_sample"] += 1
+            continue
+        scores = [sample_score(r, cfg.score) for r in ranked]
+        if scores[0] == scores[-1]:
+            skipped["all_tied"] += 1
+            continue
+        acceptable = [r for r in ranked if (r.passed if cfg.chosen_rule == "passed" else sample_score(r, cfg.score) > 0)]
+        if not acceptable:
+            skipped["no_acceptable_chosen"] += 1
+            continue
+        worst_first = ranked[::-1]
+        for i in range(cfg.pairs_per_problem):
+            if i >= len(acceptable) or i >= len(worst_first):
+                break
+            chosen, rejected = acceptable[i], worst_first[i]
+            cs, rs_ = sample_score(chosen, cfg.score), sample_score(rejected, cfg.score)
+            if chosen is rejected or cs <= rs_:  # ran into the middle of the ranking
+                break
+            pairs.append(Pair(task_id=task_id, prompt=chosen.prompt, chosen=chosen.completion,
+                              rejected=rejected.completion, chosen_score=cs, rejected_score=rs_,
+                              chosen_status=chosen.status, rejected_status=rejected.status,
+                              extra={"chosen_sample_id": chosen.sample_id,
+                                     "rejected_sample_id": rejected.sample_id,
+                                     "model": chosen.model}))
+    return pairs, skipped
+
+
+# -- step 5: log-prob distance under the initial model --------------------------------------------
+
+def pair_distances(model: Any, tokenizer: Any, pairs: list[Pair], length_normalized: bool = False,
+                   batch_size: int = 8) -> list[Pair]:
+    """Set `distance` = |log p(chosen|prompt) - log p(rejected|prompt)| (summed, or mean per token)."""
+    from codeloop.scoring import completion_logprobs
+
+    if not pairs:
+        return pairs
+    prompts = [p.prompt for p in pairs] * 2
+    completions = [p.chosen for p in pairs] + [p.rejected for p in pairs]
+    scores = completion_logprobs(model, tokenizer, prompts, completions, batch_size=batch_size)
+    k = len(pairs)
+    for i, p in enumerate(pairs):
+        c, r = scores[i], scores[k + i]
+        lc = c.sum_logprob / max(c.n_tokens, 1) if length_normalized else c.sum_logprob
+        lr = r.sum_logprob / max(r.n_tokens, 1) if length_normalized else r.sum_logprob
+        p.distance = abs(lc - lr)
+        p.extra.update({"chosen_logprob": c.sum_logprob, "rejected_logprob": r.sum_logprob,
+                        "chosen_tokens": c.n_tokens, "rejected_tokens": r.n_tokens})
+    return pairs
+
+
+# -- steps 6-7: buckets and order ------------------------------------------------------------------
+
+def bucket_thresholds(distances: list[float], edges: list[float]) -> list[float]:
+    """Distance values at the percentile edges (numpy's linear interpolation)."""
+    return [float(np.percentile(distances, e)) for e in edges]
+
+
+def assign_curriculum(pairs: list[Pair], cfg: PreferenceConfig) -> list[Pair]:
+    """Bucket pairs by distance percentile and give each an `order` (0 = trained first).
+
+    Buckets: 0 holds distances below the first edge (dropped with `drop_bottom`), bucket i holds
+    [edge_{i-1}, edge_i) (the last one closed at the top). Returns the kept pairs in training order.
+    """
+    if any(p.distance is None for p in pairs):
+        raise UserError("every pair needs a 'distance' (run `codeloop pairs`, which computes it)", "distance")
+    if not pairs:
+        return []
+    d = [float(p.distance) for p in pairs]  # type: ignore[arg-type]
+    thresholds = bucket_thresholds(d, cfg.bucket_edges)
+    for p in pairs:
+        p.bucket = int(np.searchsorted(thresholds[:-1], p.distance, side="right"))
+    kept = [p for p in pairs if not (cfg.drop_bottom and p.bucket == 0)]
+    rng = random.Random(cfg.seed)
+    if cfg.direction == "shuffled":
+        ordered = kept[:]
+        rng.shuffle(ordered)
+    else:
+        buckets = sorted({p.bucket for p in kept}, reverse=cfg.direction == "large-first")
+        ordered = []
+        for b in buckets:
+            members = [p for p in kept if p.bucket == b]
+            rng.shuffle(members)
+            ordered.extend(members)
+    for i, p in enumerate(ordered):
+        p.order = i
+    return ordered
+
+
+def plot_distance_histogram(pairs: list[Pair], cfg: PreferenceConfig, path: Any) -> Any:
+    """Histogram of pair distances with the bucket edges drawn as vertical lines (PNG)."""
+    from codeloop.viz import matplotlib_agg, save_figure
+
+    plt = matplotlib_agg()
+    d = [p.distance for p in pairs if p.distance is not None]
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    ax.hist(d, bins=min(40, max(5, len(d) // 2)), color="#1a73e8", alpha=0.85)
+    if d:
+        for edge, value in zip(cfg.bucket_edges, bucket_thresholds(d, cfg.bucket_edges)):
+            ax.axvline(value, color="#d93025", linestyle="--", linewidth=1)
+            ax.text(value, ax.get_ylim()[1] * 0.95, f"p{edge:g}", rotation=90, va="top", ha="right", fontsize=8)
+    ax.set_xlabel("|log p(chosen) - log p(rejected)| under the initial model")
+    ax.set_ylabel("pairs")
+    ax.set_title(f"pair distances ({len(d)} pairs)")
+    return save_figure(fig, path)
+
+
+# -- steps 1-2 and 8: the layers below ------------------------------------------------------------
+
+def sample_and_execute(problems: list[Problem], cfg: PreferenceConfig, model: Any = "default",
+                       exec_config: Any = None, on_sample: Any = None, on_result: Any = None) -> list[Result]:
+    """Steps 1-2: on-policy best-of-N samples from `model`, judged by the sandbox."""
+    from codeloop.execution import execute_samples
+    from codeloop.generation import GenerationParams, generate
+
+    params = GenerationParams(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
+                              max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+    samples = generate(problems, params, model=model, on_sample=on_sample)
+    return execute_samples(problems, samples, exec_config, on_result=on_result)
+
+
+def make_pairs(problems: list[Problem], cfg: PreferenceConfig, model_name: str = "default",
+               exec_config: Any = None) -> tuple[list[Pair], dict[str, Any]]:
+    """Steps 1-5 in one call (the `codeloop pairs` command)."""
+    from codeloop.generation import HFGenerator
+    from codeloop.models import load_model
+
+    cfg.validate()
+    model, tokenizer = load_model(model_name)
+    results = sample_and_execute(problems, cfg, HFGenerator(model, tokenizer, name=model_name), exec_config)
+    pairs, skipped = build_pairs(results, cfg)
+    pair_distances(model, tokenizer, pairs, cfg.length_normalized)
+    stats = {"problems": len(problems), "samples": len(results),
+             "passed_samples": sum(r.passed for r in results),
+             "problems_with_pass": len({r.task_id for r in results if r.passed}),
+             "pairs": len(pairs), "skipped": skipped}
+    return pairs, stats
