@@ -4,11 +4,11 @@ import sys
 import textwrap
 import time
 
-from codeloop.pipeline import RunDir, config_hash
+from codeloop.rundir import RunDir, config_hash
 
 STAGE_SCRIPT = textwrap.dedent("""
     import sys, time
-    from codeloop.pipeline import RunDir
+    from codeloop.rundir import RunDir
     root, n, delay = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
     stage = RunDir(root).stage("square")
     state = stage.open({"n": n})

@@ -1,5 +1,5 @@
 """Recipes -> stages, run directories, resume, reports."""
 
-from codeloop.pipeline.rundir import RunDir, StageDir, StageState, config_hash
+from codeloop.rundir import RunDir, StageDir, StageState, config_hash
 
 __all__ = ["RunDir", "StageDir", "StageState", "config_hash"]

@@ -1,4 +1,4 @@
-"""Run directories: `runs/NAME/STAGE/` with resolved config, JSONL shards, metrics, and resume.
+"""Run directories (bottom layer: every stage of every layer resumes the same way): `runs/NAME/STAGE/` with resolved config, JSONL shards, metrics, and resume.
 
 A stage folder holds:
 
