@@ -32,7 +32,7 @@ test-fast: $(VENV)/.installed
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/codeloop demo
+	$(VENV)/bin/codeloop run recipes/demo.yaml
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/execution.py

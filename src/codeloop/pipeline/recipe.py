@@ -1,0 +1,228 @@
+"""Recipes: YAML files that name the model, the stages and their parameters.
+
+    name: demo                   # the run folder: runs/demo
+    model: default               # every stage's model unless a stage says otherwise
+    seed: 0
+    executor: local              # local | ray | ray:ADDRESS   (sandbox executions)
+    vars: {train_limit: 64}      # ${train_limit} anywhere in a string value
+    stages:
+      - {name: pairs, type: pairs, problems: easy, split: train, limit: "${train_limit}", n: 4}
+      - {name: dpo, type: train_dpo, input: pairs, max_steps: 20}
+      - {name: eval_after, type: eval, benchmark: easy, adapter_from: dpo}
+
+Command-line overrides use dotted paths; a stage is addressed by its name:
+``model=/path/to/model  stages.pairs.n=8  vars.train_limit=16``. Values are parsed as YAML
+(``8`` is an int, ``[1,10]`` a list). Every mistake names its key path: unknown keys (with a
+suggestion), wrong types, missing stages or files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from codeloop.errors import UserError
+
+TOP_LEVEL_KEYS = {"name", "model", "seed", "executor", "vars", "stages", "description", "runs_dir"}
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass
+class StageSpec:
+    name: str
+    type: str
+    config: Any  # the stage type's config dataclass, validated
+    raw: dict[str, Any]  # as written (after overrides and variables), for the config hash
+
+
+@dataclass
+class Recipe:
+    name: str
+    model: str = "default"
+    seed: int = 0
+    executor: str = "local"
+    description: str = ""
+    runs_dir: str = "runs"
+    vars: dict[str, Any] = field(default_factory=dict)
+    stages: list[StageSpec] = field(default_factory=list)
+    source: Path | None = None
+    resolved: dict[str, Any] = field(default_factory=dict)  # the whole recipe after overrides
+
+    def stage(self, name: str) -> StageSpec:
+        for s in self.stages:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+
+def _suggest(word: str, options: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise UserError(f"expected KEY=VALUE (e.g. stages.pairs.n=8), got {text!r}", "override")
+    key, _, value = text.partition("=")
+    path = [p for p in key.strip().split(".") if p]
+    if not path:
+        raise UserError(f"empty key in {text!r}", "override")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:
+        parsed = value
+    return path, parsed
+
+
+def apply_override(data: dict[str, Any], path: list[str], value: Any) -> None:
+    where = ".".join(path)
+    if path[0] not in TOP_LEVEL_KEYS:
+        raise UserError(f"unknown recipe key '{path[0]}'{_suggest(path[0], TOP_LEVEL_KEYS)}", where)
+    if path[0] == "stages" and len(path) >= 3:
+        stages = data.get("stages") or []
+        match = [s for s in stages if isinstance(s, dict) and s.get("name") == path[1]]
+        if not match:
+            names = [s.get("name") for s in stages if isinstance(s, dict)]
+            raise UserError(f"no stage named '{path[1]}'{_suggest(path[1], names)}", where)
+        node: Any = match[0]
+        rest = path[2:]
+    else:
+        node, rest = data, path
+    for part in rest[:-1]:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[rest[-1]] = value
+
+
+def _interpolate(value: Any, variables: dict[str, Any], where: str) -> Any:
+    if isinstance(value, str):
+        full = _VAR.fullmatch(value)
+        if full:  # "${n}" alone keeps the variable's type
+            name = full.group(1)
+            if name not in variables:
+                raise UserError(f"undefined variable ${{{name}}}{_suggest(name, variables)}", where)
+            return variables[name]
+
+        def sub(m: re.Match[str]) -> str:
+            if m.group(1) not in variables:
+                raise UserError(f"undefined variable ${{{m.group(1)}}}{_suggest(m.group(1), variables)}", where)
+            return str(variables[m.group(1)])
+
+        return _VAR.sub(sub, value)
+    if isinstance(value, list):
+        return [_interpolate(v, variables, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: _interpolate(v, variables, f"{where}.{k}") for k, v in value.items()}
+    return value
+
+
+def _type_ok(value: Any, tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if origin in (list, tuple):
+        args = typing.get_args(tp)
+        return isinstance(value, (list, tuple)) and (not args or all(_type_ok(v, args[0]) for v in value))
+    if origin is dict:
+        return isinstance(value, dict)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(tp, type):
+        return isinstance(value, tp)
+    return True
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def build_config(cls: type, values: dict[str, Any], where: str) -> Any:
+    """Instantiate a config dataclass from a dict, naming bad keys and wrong types by path."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key, value in values.items():
+        if key not in fields:
+            raise UserError(f"unknown key '{key}'{_suggest(key, fields)}", f"{where}.{key}")
+        if not _type_ok(value, hints[key]):
+            raise UserError(f"expected {_type_name(hints[key])}, got {type(value).__name__} ({value!r})",
+                            f"{where}.{key}")
+    missing = [n for n, f in fields.items() if f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING and n not in values]  # type: ignore[misc]
+    if missing:
+        raise UserError(f"missing required key '{missing[0]}'", f"{where}.{missing[0]}")
+    cfg = cls(**values)
+    check = getattr(cfg, "check", None)
+    if check is not None:
+        check(where)
+    return cfg
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """Read, override, interpolate and validate a recipe."""
+    from codeloop.pipeline.stages import STAGE_TYPES
+
+    p = Path(path)
+    if not p.exists():
+        raise UserError("recipe file not found", str(p))
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{p}:{mark.line + 1}" if mark else str(p)
+        raise UserError(f"invalid YAML: {getattr(exc, 'problem', exc)}", where) from None
+    if not isinstance(data, dict):
+        raise UserError("a recipe is a YAML mapping with 'name' and 'stages'", str(p))
+    for o in overrides or []:
+        apply_override(data, *parse_override(o))
+    for key in data:
+        if key not in TOP_LEVEL_KEYS:
+            raise UserError(f"unknown key '{key}'{_suggest(key, TOP_LEVEL_KEYS)}", f"{p}: {key}")
+    if not isinstance(data.get("name"), str) or not data["name"]:
+        raise UserError("missing required key 'name' (the run folder name)", f"{p}: name")
+    if not isinstance(data.get("stages"), list) or not data["stages"]:
+        raise UserError("missing or empty 'stages' list", f"{p}: stages")
+    variables = {**{k: data[k] for k in ("name", "model", "seed") if k in data}, **(data.get("vars") or {})}
+    recipe = Recipe(name=data["name"], model=str(data.get("model", "default")), seed=int(data.get("seed", 0)),
+                    executor=str(data.get("executor", "local")), description=str(data.get("description", "")),
+                    runs_dir=str(data.get("runs_dir", "runs")), vars=dict(data.get("vars") or {}), source=p)
+    seen: set[str] = set()
+    for i, raw in enumerate(data["stages"]):
+        where = f"{p}: stages[{i}]"
+        if not isinstance(raw, dict):
+            raise UserError("each stage is a mapping with 'name' and 'type'", where)
+        raw = _interpolate(dict(raw), variables, where)
+        name, kind = raw.pop("name", None), raw.pop("type", None)
+        if not isinstance(name, str) or not name:
+            raise UserError("missing 'name'", where)
+        where = f"{p}: stages.{name}"
+        if name in seen:
+            raise UserError("duplicate stage name", where)
+        if kind not in STAGE_TYPES:
+            raise UserError(f"unknown stage type {kind!r}{_suggest(str(kind), STAGE_TYPES)} "
+                            f"(known: {', '.join(sorted(STAGE_TYPES))})", f"{where}.type")
+        cfg = build_config(STAGE_TYPES[kind].config, raw, where)
+        for ref_key in ("input", "adapter_from", "baseline"):
+            ref = getattr(cfg, ref_key, None)
+            if ref and ref not in seen:
+                raise UserError(f"refers to stage '{ref}', which is not an earlier stage"
+                                f"{_suggest(ref, seen)}", f"{where}.{ref_key}")
+        recipe.stages.append(StageSpec(name, kind, cfg, {"type": kind, **raw}))
+        seen.add(name)
+    recipe.resolved = {**{k: v for k, v in data.items() if k != "stages"},
+                       "stages": [{"name": s.name, **s.raw} for s in recipe.stages]}
+    return recipe

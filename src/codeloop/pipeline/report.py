@@ -1,0 +1,266 @@
+"""The run report: `runs/NAME/report.html` and `report.md`, built only from what the stages wrote.
+
+Sections: headline (pass@1 before -> after), configuration, stages (counts, timings), pass@k with
+95% confidence intervals and paired deltas against the baseline evaluation, training curves,
+data plots (sample scores, pair distances), and example samples rendered as code.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from codeloop.errors import UserError
+from codeloop.records import atomic_write_text, iter_jsonl
+from codeloop.rundir import RunDir, StageDir
+from codeloop.viz import Raw, code_block, esc, img, matplotlib_agg, save_figure, table, write_page
+
+
+def _stage_type(stage: StageDir) -> str:
+    return str(stage.metrics().get("_type") or (yaml.safe_load((stage.path / "config.yaml").read_text()) or {})
+               .get("type", "?"))
+
+
+def _per_problem_pass(stage: StageDir) -> dict[str, float]:
+    """pass@1 per problem of an eval stage (mean over its samples)."""
+    from codeloop.evaluation.compare import counts_from_results
+    from codeloop.evaluation.load import load_eval_results
+
+    counts = counts_from_results(load_eval_results(stage.path))
+    return {t: pc.c / pc.n for t, pc in counts.items()}
+
+
+def _bootstrap_ci(values: np.ndarray, seed: int = 0) -> tuple[float, float]:
+    from codeloop.evaluation.compare import paired_bootstrap
+
+    return paired_bootstrap(values, resamples=5000, seed=seed)
+
+
+def eval_rows(run: RunDir) -> list[dict[str, Any]]:
+    """One row per eval stage: pass@k, CI of pass@1, and the paired delta against the baseline."""
+    rows: list[dict[str, Any]] = []
+    baselines: dict[tuple[str, Any], tuple[str, dict[str, float]]] = {}
+    for stage in run.stages():
+        if _stage_type(stage) != "eval" or not stage.done:
+            continue
+        m = stage.metrics()
+        per = _per_problem_pass(stage)
+        vals = np.array(list(per.values()))
+        lo, hi = _bootstrap_ci(vals)
+        key = (m.get("benchmark"), m.get("split"))
+        row = {"stage": stage.path.name, "benchmark": m.get("benchmark"), "split": m.get("split"),
+               "adapter_from": m.get("adapter_from"), "problems": m.get("problems"),
+               "pass@k": m.get("pass@k", {}), "ci": (lo, hi), "delta": None}
+        if not m.get("adapter_from"):
+            baselines.setdefault(key, (stage.path.name, per))
+        elif key in baselines:
+            base_name, base = baselines[key]
+            shared = sorted(set(base) & set(per))
+            diffs = np.array([per[t] - base[t] for t in shared])
+            dlo, dhi = _bootstrap_ci(diffs)
+            row["delta"] = {"vs": base_name, "delta": float(diffs.mean()) if len(diffs) else 0.0,
+                            "ci": (dlo, dhi), "shared": len(shared)}
+        rows.append(row)
+    return rows
+
+
+def _plot_evals(rows: list[dict[str, Any]], path: Path) -> Path | None:
+    if not rows:
+        return None
+    plt = matplotlib_agg()
+    fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(rows)), 3.4))
+    names = [r["stage"] for r in rows]
+    vals = [r["pass@k"].get("pass@1", 0.0) for r in rows]
+    err = np.array([[v - r["ci"][0] for v, r in zip(vals, rows)], [r["ci"][1] - v for v, r in zip(vals, rows)]])
+    colors = ["#9aa0a6" if not r["adapter_from"] else "#1a73e8" for r in rows]
+    bars = ax.bar(names, vals, yerr=np.clip(err, 0, None), capsize=4, color=colors)
+    ax.bar_label(bars, labels=[f"{v:.3f}" for v in vals], padding=2)
+    ax.set_ylabel("pass@1 (95% CI)")
+    ax.set_ylim(0, min(1.05, max(vals + [0.05]) * 1.5 + 0.05))
+    ax.set_title("pass@1 per evaluation (grey: base model)")
+    plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
+    return save_figure(fig, path)
+
+
+def _training_log(stage: StageDir) -> list[dict[str, Any]]:
+    f = stage.path / "metrics.jsonl"
+    return [r for _, r in iter_jsonl(f)] if f.exists() else []
+
+
+CURVE_KEYS = ("loss", "rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected")
+
+
+def _plot_training(stages: list[StageDir], path: Path) -> Path | None:
+    logs = {s.path.name: _training_log(s) for s in stages}
+    logs = {k: v for k, v in logs.items() if any("loss" in r for r in v)}
+    if not logs:
+        return None
+    keys = [k for k in CURVE_KEYS if any(k in r for v in logs.values() for r in v)]
+    plt = matplotlib_agg()
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for name, log in logs.items():
+            pts = [(r.get("step", i), r[key]) for i, r in enumerate(log) if key in r and "train_runtime" not in r]
+            if pts:
+                ax.plot(*zip(*pts), marker=".", label=name)
+        ax.set_title(key)
+        ax.set_xlabel("step")
+    axes[0][0].legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def _plot_scores(stage: StageDir, path: Path) -> Path | None:
+    results = StageDir(stage.path / "results")
+    rows = results.records() if results.path.exists() else []
+    if not rows:
+        return None
+    scores = [(r["passed_tests"] / r["total_tests"]) if r.get("total_tests") else float(r["status"] == "passed")
+              for r in rows]
+    plt = matplotlib_agg()
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.hist(scores, bins=np.linspace(0, 1, 11), color="#34a853")
+    ax.set_xlabel("fraction of tests passed")
+    ax.set_ylabel("samples")
+    ax.set_title(f"best-of-N sample scores ({len(scores)} samples)")
+    return save_figure(fig, path)
+
+
+def _pair_examples(stage: StageDir, k: int = 2) -> str:
+    f = stage.path / "pairs.jsonl"
+    if not f.exists():
+        return ""
+    out = []
+    for i, (_, p) in enumerate(iter_jsonl(f)):
+        if i >= k:
+            break
+        d = p.get("distance")
+        head = f"{p['task_id']} — distance {d:.2f}" if isinstance(d, (int, float)) else p["task_id"]
+        out.append(code_block(p["prompt"] + p["chosen"], f"chosen ({head})", p.get("chosen_status") or "passed"))
+        out.append(code_block(p["prompt"] + p["rejected"], f"rejected ({head})", p.get("rejected_status") or "failed"))
+    return "".join(out)
+
+
+def _eval_examples(stage: StageDir, k: int = 2) -> str:
+    results = StageDir(stage.path / "results")
+    if not results.path.exists():
+        return ""
+    rows = results.records()
+    picked = [r for r in rows if r["status"] == "passed"][:k] + [r for r in rows if r["status"] != "passed"][:k]
+    return "".join(code_block(r.get("code", ""), f"{r['task_id']} — {r.get('detail', '')}"[:100], r["status"])
+                   for r in picked)
+
+
+def _fmt_ci(ci: tuple[float, float]) -> str:
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def write_report(root: str | Path) -> Path:
+    """Build report.html (+ PNGs) and report.md for the run at `root`."""
+    root = Path(root)
+    if not (root / "recipe.yaml").exists():
+        raise UserError("not a codeloop run folder (no recipe.yaml)", str(root))
+    run = RunDir(root)
+    stages = run.stages()
+    recipe_text = (root / "recipe.yaml").read_text()
+    evals = eval_rows(run)
+    sections: list[str] = []
+    md: list[str] = [f"# codeloop run — {root.name}", ""]
+
+    # headline
+    after = [r for r in evals if r["delta"]]
+    if after:
+        lines = []
+        for r in after:
+            base = next(e for e in evals if e["stage"] == r["delta"]["vs"])
+            lines.append(f"{r['benchmark']}: pass@1 {base['pass@k'].get('pass@1', 0):.3f} → "
+                         f"{r['pass@k'].get('pass@1', 0):.3f} ({r['stage']}, Δ {r['delta']['delta']:+.3f}, "
+                         f"95% CI {_fmt_ci(r['delta']['ci'])})")
+        sections.append("<h2>Headline</h2><ul>" + "".join(f"<li>{esc(x)}</li>" for x in lines) + "</ul>")
+        md += ["## Headline", *[f"- {x}" for x in lines], ""]
+
+    # stages
+    stage_rows = []
+    for s in stages:
+        m = s.metrics()
+        counts = ", ".join(f"{k}={v}" for k, v in m.items()
+                           if not k.startswith("_") and isinstance(v, (int, float)) and not isinstance(v, bool))[:120]
+        stage_rows.append([s.path.name, _stage_type(s), "done" if s.done else "incomplete",
+                           f"{m.get('_wall_s', 0):.1f}", counts])
+    sections.append("<h2>Stages</h2>" + table(["stage", "type", "state", "wall s", "counts"], stage_rows))
+    md += ["## Stages", "", "| stage | type | state | wall s | counts |", "|---|---|---|---|---|",
+           *[f"| {' | '.join(str(c) for c in r)} |" for r in stage_rows], ""]
+
+    # pass@k
+    if evals:
+        ks = sorted({k for r in evals for k in r["pass@k"]}, key=lambda x: int(x.split("@")[1]))
+        rows = []
+        for r in evals:
+            delta = (Raw(f"<span class='{'good' if r['delta']['delta'] > 0 else 'bad' if r['delta']['delta'] < 0 else ''}'>"
+                         f"{r['delta']['delta']:+.3f}</span> {_fmt_ci(r['delta']['ci'])}")
+                     if r["delta"] else "—")
+            rows.append([r["stage"], f"{r['benchmark']}" + (f" ({r['split']})" if r["split"] else ""),
+                         r["adapter_from"] or "base", r["problems"], *[r["pass@k"].get(k, float("nan")) for k in ks],
+                         _fmt_ci(r["ci"]), delta])
+        chart = _plot_evals(evals, root / "report_passk.png")
+        sections.append("<h2>pass@k</h2>" + table(["eval", "benchmark", "model", "problems", *ks,
+                                                   "pass@1 95% CI", "Δ pass@1 vs base (95% CI)"], rows)
+                        + (img(chart, "pass@1 per evaluation") if chart else ""))
+        md += ["## pass@k", "", f"| eval | benchmark | model | problems | {' | '.join(ks)} | pass@1 95% CI | Δ vs base |",
+               "|---" * (6 + len(ks)) + "|"]
+        for r, row in zip(evals, rows):
+            d = f"{r['delta']['delta']:+.3f} {_fmt_ci(r['delta']['ci'])}" if r["delta"] else "—"
+            md.append("| " + " | ".join([str(c) if not isinstance(c, float) else f"{c:.3f}" for c in row[:-1]] + [d]) + " |")
+        md += ["", "![pass@1](report_passk.png)", ""]
+
+    # training curves
+    train_stages = [s for s in stages if _stage_type(s).startswith("train")]
+    curves = _plot_training(train_stages, root / "report_training.png")
+    if curves:
+        sections.append("<h2>Training</h2>" + img(curves, "training curves"))
+        md += ["## Training", "", "![training](report_training.png)", ""]
+
+    # data
+    data_parts = []
+    for s in stages:
+        t = _stage_type(s)
+        if t == "pairs":
+            p = _plot_scores(s, root / f"report_scores_{s.path.name}.png")
+            if p:
+                data_parts.append(img(p, "sample scores"))
+                md.append(f"![scores]({p.name})")
+        if (s.path / "distance_hist.png").exists():
+            data_parts.append(img(s.path / "distance_hist.png", "pair distances"))
+            md.append(f"![distances]({s.path.name}/distance_hist.png)")
+    if data_parts:
+        sections.append("<h2>Data</h2>" + "".join(data_parts))
+
+    # examples
+    ex = []
+    for s in stages:
+        t = _stage_type(s)
+        if t in ("pairs", "curriculum") and not ex:
+            ex.append(f"<h3>pairs from {esc(s.path.name)}</h3>" + _pair_examples(s))
+    for s in stages:
+        if _stage_type(s) == "eval":
+            ex.append(f"<h3>samples from {esc(s.path.name)}</h3>" + _eval_examples(s))
+    if ex:
+        sections.append("<h2>Examples</h2>" + "".join(ex))
+
+    sections.append("<h2>Configuration</h2><pre>" + esc(recipe_text) + "</pre>")
+    md += ["## Configuration", "", "```yaml", recipe_text.rstrip(), "```", ""]
+    atomic_write_text(root / "report.md", "\n".join(md))
+    return write_page(root / "report.html", f"codeloop run — {root.name}", f"{root.resolve()}", sections)
+
+
+def report_summary(root: str | Path) -> dict[str, Any]:
+    """The numbers a command prints at the end: pass@1 before/after per benchmark."""
+    rows = eval_rows(RunDir(root))
+    return {"evals": [{"stage": r["stage"], "pass@1": r["pass@k"].get("pass@1"), "delta": r["delta"]} for r in rows]}
+
+
+def dumps_summary(root: str | Path) -> str:
+    return json.dumps(report_summary(root), indent=2, default=str)

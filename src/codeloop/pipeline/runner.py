@@ -1,0 +1,100 @@
+"""Run a recipe's stages in order in `runs/NAME/`, skipping finished ones, resuming a killed one.
+
+A stage's config hash covers its own keys, the recipe's model/seed/executor and the hashes of every
+earlier stage, so changing a stage re-runs it and what follows it, and nothing before it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from codeloop.console import console
+from codeloop.pipeline.recipe import Recipe
+from codeloop.pipeline.stages import STAGE_TYPES, StageContext
+from codeloop.records import atomic_write_text
+from codeloop.rundir import RunDir, config_hash
+
+
+@dataclass
+class StageOutcome:
+    name: str
+    type: str
+    status: str  # ran | resumed | skipped
+    wall_s: float
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunSummary:
+    root: Path
+    stages: list[StageOutcome]
+    report: Path | None = None
+
+
+def run_root(recipe: Recipe, runs_dir: str | Path | None = None) -> Path:
+    return Path(runs_dir or recipe.runs_dir) / recipe.name
+
+
+def _one_line(metrics: dict[str, Any]) -> str:
+    parts = []
+    for k, v in metrics.items():
+        if k.startswith("_") or isinstance(v, (dict, list)) and k != "pass@k":
+            continue
+        if k == "pass@k" and isinstance(v, dict):
+            parts += [f"{kk}={vv:.3f}" for kk, vv in v.items()]
+        elif isinstance(v, float):
+            parts.append(f"{k}={v:.3g}")
+        elif v is not None:
+            parts.append(f"{k}={v}")
+    return " ".join(parts[:6])
+
+
+def run_recipe(recipe: Recipe, runs_dir: str | Path | None = None, write_report: bool = True) -> RunSummary:
+    root = run_root(recipe, runs_dir)
+    run = RunDir(root)
+    root.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(root / "recipe.yaml", yaml.safe_dump(recipe.resolved, sort_keys=False))
+    chain = config_hash({"model": recipe.model, "seed": recipe.seed, "executor": recipe.executor})
+    outcomes: list[StageOutcome] = []
+    console.print(f"[bold]codeloop run[/] {recipe.name}: {len(recipe.stages)} stages -> {root}")
+    for i, spec in enumerate(recipe.stages, 1):
+        stage = run.stage(spec.name)
+        chain = config_hash({"previous": chain, "stage": spec.raw})
+        state = stage.open({"type": spec.type, "stage": spec.raw, "chain": chain,
+                            "model": recipe.model, "seed": recipe.seed})
+        label = f"[{i}/{len(recipe.stages)}] {spec.name} ({spec.type})"
+        if state.status == "done":
+            m = stage.metrics()
+            outcomes.append(StageOutcome(spec.name, spec.type, "skipped", m.get("_wall_s", 0.0), m))
+            console.print(f"[dim]↷ {label}: done earlier, same config — skipped  {_one_line(m)}[/]")
+            continue
+        resumed = state.status == "resume" or _has_substages(stage.path)
+        console.print(f"[bold cyan]▶ {label}[/]" + (" resuming" if resumed else ""))
+        t0 = time.time()
+        ctx = StageContext(recipe=recipe, run=run, stage=stage, name=spec.name)
+        metrics = STAGE_TYPES[spec.type].run(ctx, spec.config)
+        wall = time.time() - t0
+        metrics = {**metrics, "_wall_s": wall, "_type": spec.type}
+        stage.finish(metrics)
+        outcomes.append(StageOutcome(spec.name, spec.type, "resumed" if resumed else "ran", wall, metrics))
+        console.print(f"[green]✓ {label}[/] {wall:.1f}s  {_one_line(metrics)}")
+    summary = RunSummary(root, outcomes)
+    atomic_write_text(root / "run.json", json.dumps(
+        {"name": recipe.name, "finished_at": time.time(),
+         "stages": [{"name": o.name, "type": o.type, "status": o.status, "wall_s": o.wall_s} for o in outcomes]},
+        indent=2) + "\n")
+    if write_report:
+        from codeloop.pipeline.report import write_report as _write
+
+        summary.report = _write(root)
+    return summary
+
+
+def _has_substages(path: Path) -> bool:
+    return any(p.is_dir() and (p / "config.yaml").exists() for p in path.iterdir()) if path.exists() else False

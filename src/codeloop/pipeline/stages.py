@@ -1,0 +1,250 @@
+"""Stage types a recipe can name. Each is a config dataclass (validated on load) and a run function.
+
+A stage's run function gets a `StageContext` and returns its metrics; it writes its outputs in its
+own folder `runs/NAME/STAGE/` and knows nothing of the recipe around it beyond the stages it
+names as input. Stages that loop over many items keep resumable sub-stages (samples/, results/).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from codeloop.errors import UserError
+from codeloop.records import Pair, read_jsonl, write_jsonl
+from codeloop.rundir import RunDir, StageDir
+
+
+@dataclass
+class StageContext:
+    recipe: Any  # Recipe
+    run: RunDir
+    stage: StageDir
+    name: str
+
+    def model(self, override: str | None) -> str:
+        return override or self.recipe.model
+
+    def seed(self, override: int | None) -> int:
+        return self.recipe.seed if override is None else override
+
+    def stage_path(self, name: str) -> Path:
+        return self.run.root / name
+
+    def output_file(self, stage_name: str, filename: str) -> Path:
+        path = self.stage_path(stage_name) / filename
+        if not path.exists():
+            raise UserError(f"stage '{stage_name}' has no {filename} (did it finish?)", str(path))
+        return path
+
+    def exec_config(self, timeout_s: float, memory_mb: int) -> Any:
+        from codeloop.execution import ExecConfig
+
+        kwargs: dict[str, Any] = {"timeout_s": timeout_s, "memory_mb": memory_mb}
+        if self.recipe.executor != "local":
+            kwargs["executor"] = self.recipe.executor
+        return ExecConfig(**kwargs)
+
+
+@dataclass
+class StageType:
+    config: type
+    run: Callable[[StageContext, Any], dict[str, Any]]
+    help: str
+
+
+STAGE_TYPES: dict[str, StageType] = {}
+
+
+def stage_type(name: str, config: type, help: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[..., dict[str, Any]]]:
+    def deco(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+        STAGE_TYPES[name] = StageType(config, fn, help)
+        return fn
+
+    return deco
+
+
+# -- eval ------------------------------------------------------------------------------------------
+
+@dataclass
+class EvalStageConfig:
+    benchmark: str = "easy"
+    split: str | None = None
+    limit: int | None = None
+    n: int = 1
+    ks: list[int] = field(default_factory=lambda: [1])
+    temperature: float = 0.0
+    top_p: float = 0.95
+    max_new_tokens: int = 384
+    batch_size: int = 8
+    model: str | None = None
+    adapter_from: str | None = None  # a train stage: evaluate its final adapter/model
+    seed: int | None = None
+    timeout_s: float = 10.0
+    memory_mb: int = 1024
+
+
+@stage_type("eval", EvalStageConfig, "sample, execute and report pass@k on a benchmark")
+def run_eval(ctx: StageContext, cfg: EvalStageConfig) -> dict[str, Any]:
+    from codeloop.evaluation.harness import EvalConfig, evaluate
+
+    adapter = str(ctx.stage_path(cfg.adapter_from) / "final") if cfg.adapter_from else None
+    ecfg = EvalConfig(benchmark=cfg.benchmark, model=ctx.model(cfg.model), adapter=adapter, split=cfg.split,
+                      limit=cfg.limit, n=cfg.n, ks=cfg.ks, temperature=cfg.temperature, top_p=cfg.top_p,
+                      max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, seed=ctx.seed(cfg.seed),
+                      timeout_s=cfg.timeout_s, memory_mb=cfg.memory_mb)
+    summary = evaluate(ecfg, ctx.stage.path)
+    m = summary.metrics
+    return {"pass@k": m["pass@k"], "problems": m["n_problems"], "samples": m["n_samples"],
+            "status": m["status"], "tokens": m["tokens"], "adapter_from": cfg.adapter_from,
+            "benchmark": cfg.benchmark, "split": m["split"]}
+
+
+# -- pairs (DPO method, steps 1-5) ------------------------------------------------------------------
+
+@dataclass
+class PairsStageConfig:
+    problems: str = "easy"
+    split: str | None = "train"
+    limit: int | None = None
+    n: int = 4
+    temperature: float = 0.8
+    top_p: float = 0.95
+    max_new_tokens: int = 256
+    batch_size: int = 8
+    score: str = "fraction"
+    chosen_rule: str = "passed"
+    pairs_per_problem: int = 1
+    length_normalized: bool = False
+    model: str | None = None
+    seed: int | None = None
+    timeout_s: float = 10.0
+    memory_mb: int = 1024
+
+    def check(self, where: str) -> None:
+        self.preference().validate()
+
+    def preference(self, seed: int = 0) -> Any:
+        from codeloop.methods.preference import PreferenceConfig
+
+        return PreferenceConfig(n=self.n, temperature=self.temperature, top_p=self.top_p,
+                                max_new_tokens=self.max_new_tokens, score=self.score,
+                                chosen_rule=self.chosen_rule, pairs_per_problem=self.pairs_per_problem,
+                                length_normalized=self.length_normalized, seed=seed)
+
+
+@stage_type("pairs", PairsStageConfig, "best-of-N on-policy samples judged by tests -> DPO pairs with distances")
+def run_pairs(ctx: StageContext, cfg: PairsStageConfig) -> dict[str, Any]:
+    from codeloop.evaluation.harness import execute_into, sample_into
+    from codeloop.generation import GenerationParams
+    from codeloop.methods.preference import build_pairs, pair_distances
+    from codeloop.models import load_model
+    from codeloop.problems import load_problems
+
+    pref = cfg.preference(ctx.seed(cfg.seed))
+    problems = load_problems(cfg.problems, split=cfg.split, limit=cfg.limit)
+    sub = RunDir(ctx.stage.path)
+    params = GenerationParams(n=pref.n, temperature=pref.temperature, top_p=pref.top_p,
+                              max_new_tokens=pref.max_new_tokens, seed=pref.seed, batch_size=cfg.batch_size)
+    model_name = ctx.model(cfg.model)
+    samples = sample_into(sub.stage("samples"), problems, params, model=model_name)
+    results = execute_into(sub.stage("results"), problems, samples, ctx.exec_config(cfg.timeout_s, cfg.memory_mb),
+                           inputs_hash=sub.stage("samples").done_hash())
+    pairs, skipped = build_pairs(results, pref)
+    t0 = time.time()
+    model, tokenizer = load_model(model_name)
+    pair_distances(model, tokenizer, pairs, pref.length_normalized)
+    write_jsonl(ctx.stage.path / "pairs.jsonl", pairs)
+    return {"problems": len(problems), "samples": len(results),
+            "passed_samples": sum(r.passed for r in results),
+            "problems_with_pass": len({r.task_id for r in results if r.passed}),
+            "pairs": len(pairs), "skipped": skipped, "distance_wall_s": time.time() - t0}
+
+
+# -- curriculum (DPO method, steps 6-7) -------------------------------------------------------------
+
+@dataclass
+class CurriculumStageConfig:
+    input: str = "pairs"
+    bucket_edges: list[float] = field(default_factory=lambda: [10.0, 50.0, 90.0, 100.0])
+    drop_bottom: bool = False
+    direction: str = "large-first"
+    seed: int | None = None
+
+    def check(self, where: str) -> None:
+        from codeloop.methods.preference import PreferenceConfig
+
+        PreferenceConfig(bucket_edges=self.bucket_edges, direction=self.direction).validate()
+
+
+@stage_type("curriculum", CurriculumStageConfig, "bucket pairs by log-prob distance and order them easy -> hard")
+def run_curriculum(ctx: StageContext, cfg: CurriculumStageConfig) -> dict[str, Any]:
+    from codeloop.methods.preference import PreferenceConfig, assign_curriculum, plot_distance_histogram
+
+    pairs = read_jsonl(ctx.output_file(cfg.input, "pairs.jsonl"), Pair)
+    pref = PreferenceConfig(bucket_edges=cfg.bucket_edges, drop_bottom=cfg.drop_bottom, direction=cfg.direction,
+                            seed=ctx.seed(cfg.seed))
+    ordered = assign_curriculum(pairs, pref)
+    write_jsonl(ctx.stage.path / "pairs.jsonl", ordered)
+    if pairs:
+        plot_distance_histogram(pairs, pref, ctx.stage.path / "distance_hist.png")
+    counts: dict[str, int] = {}
+    for p in ordered:
+        counts[str(p.bucket)] = counts.get(str(p.bucket), 0) + 1
+    return {"pairs_in": len(pairs), "pairs_out": len(ordered), "buckets": counts, "direction": cfg.direction}
+
+
+# -- training ---------------------------------------------------------------------------------------
+
+@dataclass
+class TrainStageConfig:
+    input: str = ""  # a stage whose output file holds the training records
+    file: str = ""  # that stage's file (default: pairs.jsonl for DPO, sft.jsonl for SFT)
+    model: str | None = None
+    curriculum: bool = False  # DPO: feed pairs in their curriculum `order` instead of shuffling
+    max_steps: int = 20
+    epochs: float = 1.0
+    learning_rate: float = 5e-5
+    batch_size: int = 2
+    grad_accum: int = 1
+    max_length: int = 512
+    lora: bool | None = None  # None = LoRA on CPU, full fine-tuning on GPU
+    lora_r: int = 16
+    beta: float = 0.1
+    loss_type: str = "sigmoid"
+    packing: str = "none"
+    save_steps: int = 10
+    seed: int | None = None
+
+    def check(self, where: str) -> None:
+        if not self.input:
+            raise UserError("missing required key 'input' (the stage whose data to train on)", f"{where}.input")
+
+
+def _train(ctx: StageContext, cfg: TrainStageConfig, kind: str) -> dict[str, Any]:
+    from codeloop import training
+
+    data = ctx.output_file(cfg.input, cfg.file or ("pairs.jsonl" if kind == "dpo" else "sft.jsonl"))
+    common = dict(model=ctx.model(cfg.model), out_dir=str(ctx.stage.path), max_steps=cfg.max_steps,
+                  epochs=cfg.epochs, learning_rate=cfg.learning_rate, per_device_batch_size=cfg.batch_size,
+                  grad_accum=cfg.grad_accum, max_length=cfg.max_length, lora=cfg.lora, lora_r=cfg.lora_r,
+                  save_steps=cfg.save_steps, seed=ctx.seed(cfg.seed))
+    if kind == "dpo":
+        result = training.train_dpo(read_jsonl(data), training.DPORunConfig(
+            **common, beta=cfg.beta, loss_type=cfg.loss_type, curriculum=cfg.curriculum))
+    else:
+        result = training.train_sft(read_jsonl(data), training.SFTRunConfig(**common, packing=cfg.packing))
+    out = asdict(result) if hasattr(result, "__dataclass_fields__") else dict(result)
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in out.items()}
+
+
+@stage_type("train_dpo", TrainStageConfig, "DPO on pairs (TRL), LoRA by default on CPU; curriculum order optional")
+def run_train_dpo(ctx: StageContext, cfg: TrainStageConfig) -> dict[str, Any]:
+    return _train(ctx, cfg, "dpo")
+
+
+@stage_type("train_sft", TrainStageConfig, "SFT on prompt/completion records (TRL), loss on the completion")
+def run_train_sft(ctx: StageContext, cfg: TrainStageConfig) -> dict[str, Any]:
+    return _train(ctx, cfg, "sft")
