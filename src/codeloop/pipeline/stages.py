@@ -248,3 +248,18 @@ def run_train_dpo(ctx: StageContext, cfg: TrainStageConfig) -> dict[str, Any]:
 @stage_type("train_sft", TrainStageConfig, "SFT on prompt/completion records (TRL), loss on the completion")
 def run_train_sft(ctx: StageContext, cfg: TrainStageConfig) -> dict[str, Any]:
     return _train(ctx, cfg, "sft")
+
+
+# Method stages live beside this file (stages_<method>.py) and register themselves on import.
+def _load_method_stages() -> None:
+    import importlib
+
+    for mod in ("stages_cdas", "stages_gift", "stages_lintseq"):
+        try:
+            importlib.import_module(f"codeloop.pipeline.{mod}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"codeloop.pipeline.{mod}":
+                raise
+
+
+_load_method_stages()
