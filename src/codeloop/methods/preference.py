@@ -201,31 +201,32 @@ def plot_distance_histogram(pairs: list[Pair], cfg: PreferenceConfig, path: Any)
     return save_figure(fig, path)
 
 
-# -- steps 1-2 and 8: the layers below ------------------------------------------------------------
+# -- steps 1-5 together: the layers below ---------------------------------------------------------
 
-def sample_and_execute(problems: list[Problem], cfg: PreferenceConfig, model: Any = "default",
-                       exec_config: Any = None, on_sample: Any = None, on_result: Any = None) -> list[Result]:
-    """Steps 1-2: on-policy best-of-N samples from `model`, judged by the sandbox."""
-    from codeloop.execution import execute_samples
-    from codeloop.generation import GenerationParams, generate
+def make_pairs(problems: list[Problem], cfg: PreferenceConfig, work_dir: Any, model_name: str = "default",
+               exec_config: Any = None, batch_size: int = 8) -> tuple[list[Pair], dict[str, Any]]:
+    """Sample best-of-N on-policy, execute, pair and measure distances; resumable in `work_dir`.
 
-    params = GenerationParams(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
-                              max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
-    samples = generate(problems, params, model=model, on_sample=on_sample)
-    return execute_samples(problems, samples, exec_config, on_result=on_result)
-
-
-def make_pairs(problems: list[Problem], cfg: PreferenceConfig, model_name: str = "default",
-               exec_config: Any = None) -> tuple[list[Pair], dict[str, Any]]:
-    """Steps 1-5 in one call (the `codeloop pairs` command)."""
-    from codeloop.generation import HFGenerator
+    `work_dir` gets two resumable stages, samples/ and results/: a killed run picks up where it
+    stopped. The model is loaded once: it samples (on-policy) and scores the distances.
+    """
+    from codeloop.evaluation.harness import execute_into, sample_into
+    from codeloop.execution import ExecConfig
+    from codeloop.generation import GenerationParams, HFGenerator
     from codeloop.models import load_model
+    from codeloop.rundir import RunDir
 
     cfg.validate()
+    run = RunDir(work_dir)
     model, tokenizer = load_model(model_name)
-    results = sample_and_execute(problems, cfg, HFGenerator(model, tokenizer, name=model_name), exec_config)
-    pairs, skipped = build_pairs(results, cfg)
-    pair_distances(model, tokenizer, pairs, cfg.length_normalized)
+    params = GenerationParams(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
+                              max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, batch_size=batch_size)
+    samples = sample_into(run.stage("samples"), problems, params, model=model_name,
+                          generator=HFGenerator(model, tokenizer, name=model_name))          # 1
+    results = execute_into(run.stage("results"), problems, samples, exec_config or ExecConfig(),
+                           inputs_hash=run.stage("samples").done_hash())                      # 2-3
+    pairs, skipped = build_pairs(results, cfg)                                                # 4
+    pair_distances(model, tokenizer, pairs, cfg.length_normalized, batch_size=batch_size)     # 5
     stats = {"problems": len(problems), "samples": len(results),
              "passed_samples": sum(r.passed for r in results),
              "problems_with_pass": len({r.task_id for r in results if r.passed}),

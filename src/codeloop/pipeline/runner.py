@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from rich.markup import escape
 
 from codeloop.console import console
 from codeloop.pipeline.recipe import Recipe
@@ -68,11 +69,11 @@ def run_recipe(recipe: Recipe, runs_dir: str | Path | None = None, write_report:
         chain = config_hash({"previous": chain, "stage": spec.raw})
         state = stage.open({"type": spec.type, "stage": spec.raw, "chain": chain,
                             "model": recipe.model, "seed": recipe.seed})
-        label = f"[{i}/{len(recipe.stages)}] {spec.name} ({spec.type})"
+        label = escape(f"[{i}/{len(recipe.stages)}] {spec.name} ({spec.type})")
         if state.status == "done":
             m = stage.metrics()
             outcomes.append(StageOutcome(spec.name, spec.type, "skipped", m.get("_wall_s", 0.0), m))
-            console.print(f"[dim]↷ {label}: done earlier, same config — skipped  {_one_line(m)}[/]")
+            console.print(f"[dim]↷ {label}: done earlier, same config — skipped  {escape(_one_line(m))}[/]")
             continue
         resumed = state.status == "resume" or _has_substages(stage.path)
         console.print(f"[bold cyan]▶ {label}[/]" + (" resuming" if resumed else ""))
@@ -83,7 +84,7 @@ def run_recipe(recipe: Recipe, runs_dir: str | Path | None = None, write_report:
         metrics = {**metrics, "_wall_s": wall, "_type": spec.type}
         stage.finish(metrics)
         outcomes.append(StageOutcome(spec.name, spec.type, "resumed" if resumed else "ran", wall, metrics))
-        console.print(f"[green]✓ {label}[/] {wall:.1f}s  {_one_line(metrics)}")
+        console.print(f"[green]✓ {label}[/] {wall:.1f}s  {escape(_one_line(metrics))}")
     summary = RunSummary(root, outcomes)
     atomic_write_text(root / "run.json", json.dumps(
         {"name": recipe.name, "finished_at": time.time(),

@@ -7,8 +7,7 @@ names as input. Stages that loop over many items keep resumable sub-stages (samp
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -137,30 +136,15 @@ class PairsStageConfig:
 
 @stage_type("pairs", PairsStageConfig, "best-of-N on-policy samples judged by tests -> DPO pairs with distances")
 def run_pairs(ctx: StageContext, cfg: PairsStageConfig) -> dict[str, Any]:
-    from codeloop.evaluation.harness import execute_into, sample_into
-    from codeloop.generation import GenerationParams
-    from codeloop.methods.preference import build_pairs, pair_distances
-    from codeloop.models import load_model
+    from codeloop.methods.preference import make_pairs
     from codeloop.problems import load_problems
 
-    pref = cfg.preference(ctx.seed(cfg.seed))
     problems = load_problems(cfg.problems, split=cfg.split, limit=cfg.limit)
-    sub = RunDir(ctx.stage.path)
-    params = GenerationParams(n=pref.n, temperature=pref.temperature, top_p=pref.top_p,
-                              max_new_tokens=pref.max_new_tokens, seed=pref.seed, batch_size=cfg.batch_size)
-    model_name = ctx.model(cfg.model)
-    samples = sample_into(sub.stage("samples"), problems, params, model=model_name)
-    results = execute_into(sub.stage("results"), problems, samples, ctx.exec_config(cfg.timeout_s, cfg.memory_mb),
-                           inputs_hash=sub.stage("samples").done_hash())
-    pairs, skipped = build_pairs(results, pref)
-    t0 = time.time()
-    model, tokenizer = load_model(model_name)
-    pair_distances(model, tokenizer, pairs, pref.length_normalized)
+    pairs, stats = make_pairs(problems, cfg.preference(ctx.seed(cfg.seed)), ctx.stage.path,
+                              model_name=ctx.model(cfg.model),
+                              exec_config=ctx.exec_config(cfg.timeout_s, cfg.memory_mb), batch_size=cfg.batch_size)
     write_jsonl(ctx.stage.path / "pairs.jsonl", pairs)
-    return {"problems": len(problems), "samples": len(results),
-            "passed_samples": sum(r.passed for r in results),
-            "problems_with_pass": len({r.task_id for r in results if r.passed}),
-            "pairs": len(pairs), "skipped": skipped, "distance_wall_s": time.time() - t0}
+    return stats
 
 
 # -- curriculum (DPO method, steps 6-7) -------------------------------------------------------------
@@ -236,8 +220,7 @@ def _train(ctx: StageContext, cfg: TrainStageConfig, kind: str) -> dict[str, Any
             **common, beta=cfg.beta, loss_type=cfg.loss_type, curriculum=cfg.curriculum))
     else:
         result = training.train_sft(read_jsonl(data), training.SFTRunConfig(**common, packing=cfg.packing))
-    out = asdict(result) if hasattr(result, "__dataclass_fields__") else dict(result)
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in out.items()}
+    return result.to_dict()
 
 
 @stage_type("train_dpo", TrainStageConfig, "DPO on pairs (TRL), LoRA by default on CPU; curriculum order optional")

@@ -1,0 +1,83 @@
+"""A whole small recipe end-to-end with a tiny model, killed in the middle and resumed."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from codeloop.records import Problem, read_jsonl, write_jsonl
+
+
+def _problems(path: Path) -> Path:
+    # The tiny random model writes noise; a short comment continuation passes when it stays on one
+    # line and fails when it spills into code, so best-of-N gives both verdicts and real pairs.
+    probs = [Problem(task_id=f"tiny/{i}", prompt=f"def f{i}():\n    return {i}\n\n# note{i}:", entry_point=f"f{i}",
+                     test=f"def check(candidate):\n    assert candidate() == {i}\n", description=f"return {i}",
+                     canonical_solution=" ok\n", meta={"split": "train"}) for i in range(6)]
+    write_jsonl(path, probs)
+    return path
+
+
+def _recipe(tmp_path: Path, model_dir: Path) -> Path:
+    probs = _problems(tmp_path / "problems.jsonl")
+    text = f"""
+name: tiny
+model: {model_dir}
+seed: 0
+vars: {{probs: "jsonl:{probs}"}}
+stages:
+  - {{name: eval_before, type: eval, benchmark: "${{probs}}", max_new_tokens: 6}}
+  - {{name: pairs, type: pairs, problems: "${{probs}}", split: null, n: 4, temperature: 1.0, max_new_tokens: 6,
+     chosen_rule: passed, timeout_s: 5}}
+  - {{name: curriculum, type: curriculum, input: pairs}}
+  - {{name: dpo, type: train_dpo, input: curriculum, curriculum: true, max_steps: 4, save_steps: 1,
+     batch_size: 1, max_length: 64, learning_rate: 1.0e-3}}
+  - {{name: eval_after, type: eval, benchmark: "${{probs}}", max_new_tokens: 6, adapter_from: dpo}}
+"""
+    p = tmp_path / "tiny.yaml"
+    p.write_text(text)
+    return p
+
+
+def _cmd(recipe: Path, runs: Path) -> list[str]:
+    return [sys.executable, "-m", "codeloop", "run", str(recipe), "--runs-dir", str(runs)]
+
+
+@pytest.mark.slow
+def test_recipe_end_to_end_with_kill_and_resume(tmp_path, tiny_model_dir):
+    recipe, runs = _recipe(tmp_path, tiny_model_dir), tmp_path / "runs"
+    env = {**os.environ, "CODELOOP_QUIET": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(_cmd(recipe, runs), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    deadline = time.time() + 120
+    ckpt_seen = False
+    while time.time() < deadline and proc.poll() is None:  # kill once training has saved a checkpoint
+        if list((runs / "tiny" / "dpo").glob("**/checkpoint-*")):
+            ckpt_seen = True
+            break
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    first = proc.communicate()[0]
+    assert ckpt_seen, first
+    assert (runs / "tiny" / "pairs" / "_DONE").exists() and not (runs / "tiny" / "dpo" / "_DONE").exists()
+    pairs = read_jsonl(runs / "tiny" / "curriculum" / "pairs.jsonl")
+    assert pairs, "the tiny recipe must produce real pairs"
+
+    out = subprocess.run(_cmd(recipe, runs), env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    log = out.stdout + out.stderr
+    for done_before in ("eval_before", "pairs", "curriculum"):
+        assert f"{done_before} (" in log and "skipped" in log.split(done_before)[1].splitlines()[0]
+    assert "dpo (train_dpo) resuming" in log
+    summary = json.loads((runs / "tiny" / "dpo" / "metrics.json").read_text())
+    assert summary["resumed_from_step"] >= 1 and summary["steps"] == 4
+    for stage in ("eval_before", "pairs", "curriculum", "dpo", "eval_after"):
+        assert (runs / "tiny" / stage / "_DONE").exists()
+    html = (runs / "tiny" / "report.html").read_text()
+    assert "pass@1" in html and "data:image/png;base64," in html and (runs / "tiny" / "report.md").exists()
+    assert (runs / "tiny" / "dpo" / "final").is_dir()
