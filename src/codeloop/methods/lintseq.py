@@ -1,0 +1,592 @@
+"""LintSeq: programs as sequences of linter-clean insertion edits.
+
+Piterbarg et al., "Training LMs on Synthetic Edit Sequences Improves Code Synthesis" (ICLR 2025).
+
+Algorithm (backward sampling, then reversal), per program and per sequence:
+
+1. Sampleable lines: every line with code on it (blank lines and comment lines are never sampled;
+   of a multi-line UPPER_CASE = ( ... ) / [ ... ] global definition only the first line is).
+   Weight of a line = its indentation / the program's first indentation width (1 at top level),
+   so deeper lines are deleted first more often.
+2. Repeat until no sampleable line is left: sample one line, delete it with its indented children,
+   lint the state, delete every flagged line (with its children), lint again, ... until clean.
+3. Reverse the states (empty -> full program) and diff consecutive states: zero-context unified
+   diff hunks without file headers, insertion-only by construction.
+
+Training text: instruction + "\\n<|diff|>".join([""] + edits + ["", ""]) (loss on the diffs).
+Decoding: a generated `<|diff|>`-separated completion is resolved back into a program.
+
+Beyond the paper: a fast linter with pylint's verdicts (codeloop.linting), a process pool that is
+deterministic per (seed, record index, sequence index), and every sequence verified (every state
+before the full program lints clean, every hunk is an insertion, resolving the edits rebuilds
+the program exactly); failures are counted and returned, never dropped silently.
+
+Documented handling of inputs:
+- Programs are canonicalised first: CRLF -> LF, leading and trailing blank lines removed (the
+  final newline is not represented). `resolve(edits) == canonical_program(program)`.
+- A ```python fenced block in the field (chat responses) is extracted, as in the official code.
+- Input that does not parse is rejected with the syntax error (reason `invalid_input`).
+- Input that parses but has lint errors (e.g. an import pylint cannot resolve) is kept, as in the
+  official code: its flagged lines vanish from every intermediate state and come back in the last
+  edit; `stats.programs_not_clean` counts them.
+- Indentation: `indent="auto"` (default) lints each program with its own indentation unit, so tab
+  or two-space programs are not flattened; `indent="official"` uses pylint's four spaces, as the
+  official code does (every indented line of a tab program is then bad-indentation).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+from codeloop.linting import OFFICIAL_ERRORS, LintConfig, Linter, LintStats, detect_indent, syntax_error_message
+
+DIFF_TOKEN = "<|diff|>"
+SEPARATOR = "\n" + DIFF_TOKEN
+# The official training text ends with two empty diffs: a generation is complete at this string.
+STOP_SEQUENCE = SEPARATOR + SEPARATOR
+PROGRAM_FIELDS = ("code", "completion", "response")
+
+_HUNK_HEADER = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+
+
+# ---------------------------------------------------------------------------------------------
+# Programs and lines
+
+
+def canonical_program(code: str) -> str:
+    """CRLF -> LF; leading and trailing blank lines dropped. The text edit sequences rebuild."""
+    lines = code.replace("\r\n", "\n").split("\n")
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return "\n".join(lines)
+
+
+def extract_code(text: str, language: str = "python") -> str:
+    """The ```python fenced blocks of a chat response joined, else the text unchanged."""
+    fence = f"```{language}"
+    chunks, rest = [], text
+    while fence in rest:
+        rest = rest[rest.find(fence) + len(fence):]
+        end = rest.find("```")
+        chunks.append(rest if end < 0 else rest[:end])
+        rest = "" if end < 0 else rest[end + 3:]
+    return "\n".join(chunks).strip() if chunks else text
+
+
+def line_indents(lines: Sequence[str]) -> list[int]:
+    """Indentation per line; blank lines and one-character lines (a lone `)`) inherit the previous
+    line's, so a closing bracket or a blank line inside a block counts as part of that block."""
+    indents, current = [], 0
+    for line in lines:
+        stripped = line.lstrip()
+        if len(stripped) > 1:
+            current = len(line) - len(stripped)
+        indents.append(current)
+    return indents
+
+
+def sampleable_lines(lines: Sequence[str]) -> list[int]:
+    """Lines that can be sampled for deletion: code lines, minus the continuation lines of
+    multi-line UPPER_CASE global definitions."""
+    code_lines = [i for i, line in enumerate(lines)
+                  if line.strip() and not line.lstrip().startswith("#")]
+    out, open_bracket = [], None
+    for i in code_lines:
+        line = lines[i].rstrip()
+        if open_bracket is None:
+            out.append(i)
+            head = line[: line.find("=")] if "=" in line else ""
+            if head and head.replace(" ", "").isupper() and line[-1] in "([":
+                open_bracket = line[-1]
+        elif line[-1] == {"(": ")", "[": "]"}[open_bracket]:
+            open_bracket = None
+    return out
+
+
+def line_weights(indents: Sequence[int], indent_bias: float | None = 1.0) -> list[float]:
+    unit = next((i for i in indents if i > 0), 1)
+    if indent_bias is None:
+        return [1.0] * len(indents)
+    return [1.0 if li == 0 else li / unit * indent_bias for li in indents]
+
+
+def _children(target: int, indents: Sequence[int]) -> list[int]:
+    out = []
+    for j in range(target + 1, len(indents)):
+        if indents[j] <= indents[target]:
+            break
+        out.append(j)
+    return out
+
+
+def _is_code_free(lines: Sequence[str], state: Sequence[int]) -> bool:
+    return all(not lines[i].strip() or lines[i].lstrip().startswith("#") for i in state)
+
+
+# ---------------------------------------------------------------------------------------------
+# Diffs
+
+
+def insertion_diff(lines: Sequence[str], before: Sequence[int], after: Sequence[int]) -> str:
+    """Zero-context unified diff (no file headers) from state `before` to state `after`, both
+    sorted line-index lists with `before` a subset of `after`: one hunk per run of new lines,
+    formatted as difflib.unified_diff(n=0) formats insertions."""
+    present = set(before)
+    hunks: list[str] = []
+    old_seen = 0
+    j = 0
+    while j < len(after):
+        if after[j] in present:
+            old_seen += 1
+            j += 1
+            continue
+        start = j
+        while j < len(after) and after[j] not in present:
+            j += 1
+        count = j - start
+        new_range = f"{start + 1}" if count == 1 else f"{start + 1},{count}"
+        body = "\n".join("+" + lines[i] for i in after[start:j])
+        hunks.append(f"@@ -{old_seen},0 +{new_range} @@\n{body}")
+    return "\n".join(hunks)
+
+
+@dataclass
+class Hunk:
+    old_start: int
+    old_len: int
+    new_start: int
+    new_len: int
+    added: list[str]
+    removed: list[str]
+
+
+def parse_hunks(diff: str, strict: bool = True) -> tuple[list[Hunk], int]:
+    """Hunks of one zero-context diff, and how many malformed pieces were skipped.
+
+    strict: raise ValueError on anything that is not a well-formed hunk.
+    """
+    hunks: list[Hunk] = []
+    malformed = 0
+    current: Hunk | None = None
+    bad_piece = False
+    for raw in diff.split("\n"):
+        m = _HUNK_HEADER.match(raw)
+        if m:
+            if current is not None:
+                hunks.append(current)
+            current = Hunk(int(m.group(1)), 1 if m.group(2) is None else int(m.group(2)),
+                           int(m.group(3)), 1 if m.group(4) is None else int(m.group(4)), [], [])
+            bad_piece = False
+            continue
+        if current is not None and raw.startswith("+"):
+            current.added.append(raw[1:])
+        elif current is not None and raw.startswith("-"):
+            current.removed.append(raw[1:])
+        elif not raw.strip() and current is None:
+            continue  # blank text between a separator and the first hunk
+        else:
+            if strict:
+                raise ValueError(f"not part of a unified-diff hunk: {raw!r}")
+            if current is not None:
+                malformed += 1  # a hunk with a stray line is dropped whole
+                current = None
+                bad_piece = True
+            elif not bad_piece:
+                malformed += 1
+                bad_piece = True
+    if current is not None:
+        hunks.append(current)
+    return hunks, malformed
+
+
+def split_edits(text: str) -> list[str]:
+    """The edits of a `<|diff|>`-joined text (empty pieces dropped)."""
+    return [piece for piece in text.split(DIFF_TOKEN) if piece.strip()]
+
+
+def _apply_strict(lines: list[str], diff: str, k: int) -> None:
+    """Apply edit `k` (one zero-context diff) to `lines` in place; ValueError when it is malformed,
+    not an insertion, or its coordinates do not fit the program."""
+    hunks, _ = parse_hunks(diff, strict=True)
+    if not hunks:
+        raise ValueError(f"edit {k} has no hunk")
+    inserted = 0
+    for h in hunks:
+        if h.removed or h.old_len != 0:
+            raise ValueError(f"edit {k}: hunk at +{h.new_start} is not an insertion")
+        if h.new_len != len(h.added) or h.new_len == 0:
+            raise ValueError(f"edit {k}: hunk at +{h.new_start} says {h.new_len} lines, "
+                             f"has {len(h.added)}")
+        pos = h.new_start - 1
+        if h.old_start != pos - inserted or not 0 <= pos <= len(lines):
+            raise ValueError(f"edit {k}: hunk @@ -{h.old_start},0 +{h.new_start} @@ does not fit "
+                             f"a program of {len(lines) - inserted} lines")
+        lines[pos:pos] = h.added
+        inserted += len(h.added)
+
+
+def resolve(edits: Sequence[str] | str) -> str:
+    """Apply an insertion-only edit sequence to the empty program; strict (ValueError on any
+    malformed, non-insertion or inconsistent hunk). A string is read as `<|diff|>`-joined edits."""
+    if isinstance(edits, str):
+        edits = split_edits(edits.split(STOP_SEQUENCE)[0])
+    lines: list[str] = []
+    for k, diff in enumerate(edits):
+        _apply_strict(lines, diff, k)
+    return "\n".join(lines)
+
+
+@dataclass
+class Decoded:
+    program: str
+    edits: int = 0
+    hunks_applied: int = 0
+    hunks_malformed: int = 0  # unparseable pieces, non-insertion hunks, positions out of range
+
+
+def decode_generated_detail(text: str) -> Decoded:
+    """Tolerant decoding of a generated completion: everything after the stop sequence is
+    ignored, malformed pieces and non-insertion hunks are skipped (counted), insert positions
+    past the end append (counted)."""
+    text = text.split(STOP_SEQUENCE)[0]
+    out = Decoded(program="")
+    lines: list[str] = []
+    for piece in split_edits(text):
+        hunks, malformed = parse_hunks(piece, strict=False)
+        out.hunks_malformed += malformed
+        if hunks:
+            out.edits += 1
+        for h in hunks:
+            if h.removed or not h.added:
+                out.hunks_malformed += 1
+                continue
+            pos = h.new_start - 1
+            if not 0 <= pos <= len(lines):
+                out.hunks_malformed += 1
+                pos = min(max(pos, 0), len(lines))
+            lines[pos:pos] = h.added
+            out.hunks_applied += 1
+    out.program = "\n".join(lines)
+    return out
+
+
+def decode_generated(text: str) -> str:
+    """The program a generated `<|diff|>`-separated completion describes (see decode_generated_detail)."""
+    return decode_generated_detail(text).program
+
+
+# ---------------------------------------------------------------------------------------------
+# Training text
+
+
+def completion_text(edits: Sequence[str]) -> str:
+    """The diff part of the official training text, ending in the stop sequence."""
+    return SEPARATOR.join([""] + list(edits) + ["", ""])
+
+
+def training_text(instruction: str, edits: Sequence[str]) -> str:
+    """instruction + "\\n<|diff|>".join([""] + edits + ["", ""]), as in the official code."""
+    return instruction + completion_text(edits)
+
+
+def _instruction_of(record: dict, instruction_field: str | None) -> str:
+    if instruction_field is not None:
+        if instruction_field not in record:
+            raise KeyError(instruction_field)
+        return str(record[instruction_field])
+    for key in ("instruction", "prompt", "description"):
+        if key in record and record[key] is not None:
+            return str(record[key])
+    raise KeyError("instruction/prompt/description")
+
+
+def sft_records_from_edits(records: Iterable[dict], instruction_field: str | None = None) -> list[dict]:
+    """Prompt/completion records for SFT (loss on the completion): prompt = the instruction
+    (`instruction_field`, else the first of instruction/prompt/description), completion = the
+    edits' diff text ending in STOP_SEQUENCE. Records without `edits` are skipped."""
+    out = []
+    for rec in records:
+        if rec.get("edits"):
+            out.append({"prompt": _instruction_of(rec, instruction_field),
+                        "completion": completion_text(rec["edits"])})
+    return out
+
+
+def sft_records_plain(records: Iterable[dict], field: str = "code",
+                      instruction_field: str | None = None) -> list[dict]:
+    """The baseline's prompt/completion records: the same instruction, the plain program."""
+    return [{"prompt": _instruction_of(r, instruction_field), "completion": str(r[field])}
+            for r in records]
+
+
+# ---------------------------------------------------------------------------------------------
+# Backward sampling
+
+
+@dataclass(frozen=True)
+class LintSeqOptions:
+    errors: tuple[str, ...] = OFFICIAL_ERRORS
+    indent: str = "auto"  # "auto" | "official"
+    indent_bias: float | None = 1.0
+    max_steps: int | None = None  # the official code stops after 512 deletions
+
+    def lint_config(self, program: str) -> LintConfig:
+        unit = detect_indent(program) if self.indent == "auto" else "    "
+        return LintConfig(errors=tuple(self.errors), indent_string=unit)
+
+
+class SequenceError(Exception):
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def sample_states(program: str, rng: random.Random, linter: Linter,
+                  options: LintSeqOptions = LintSeqOptions()) -> tuple[list[str], list[list[int]]]:
+    """Backward sampling: the program's lines and the deletion states, full program first,
+    empty program last (each a sorted list of line indices)."""
+    lines = program.split("\n")
+    indents = line_indents(lines)
+    weights = line_weights(indents, options.indent_bias)
+    remaining = sampleable_lines(lines)
+    alive = [True] * len(lines)
+    states = [list(range(len(lines)))]
+    steps = 0
+    while remaining and (options.max_steps is None or steps < options.max_steps):
+        target = rng.choices(remaining, weights=[weights[i] for i in remaining])[0]
+        step: set[int] = set()
+        affected = [target]
+        while True:
+            grown = list(dict.fromkeys(affected))
+            for line in list(grown):
+                grown.extend(c for c in _children(line, indents) if c not in step and c not in grown)
+            step.update(grown)
+            state = [i for i in range(len(lines)) if alive[i] and i not in step]
+            flagged = linter.flagged_lines("\n".join(lines[i] for i in state))
+            if not flagged:
+                break
+            if not state:
+                raise SequenceError("error", "the linter flags the empty program")
+            affected = [state[n - 1] if 1 <= n <= len(state) else state[-1] for n in flagged]
+        for i in step:
+            alive[i] = False
+        remaining = [i for i in remaining if alive[i]]
+        states.append(state)
+        steps += 1
+    if states[-1]:
+        states.append([])
+    # A state with no code (only top-level comments or blank lines) would make a content-free
+    # first edit; it is folded into the next one.
+    kept = [states[0]] + [s for s in states[1:-1] if not _is_code_free(lines, s)] + [states[-1]]
+    return lines, kept
+
+
+def edits_from_states(lines: Sequence[str], states: Sequence[Sequence[int]]) -> list[str]:
+    forward = list(reversed(states))
+    return [insertion_diff(lines, forward[k], forward[k + 1]) for k in range(len(forward) - 1)]
+
+
+def verify_sequence(program: str, edits: Sequence[str], linter: Linter) -> list[str]:
+    """Problems with an edit sequence (empty list = valid): every hunk an insertion, every state
+    before the full program lint-clean, and the edits rebuild `program` exactly."""
+    problems: list[str] = []
+    lines: list[str] = []
+    for k, diff in enumerate(edits):
+        try:
+            _apply_strict(lines, diff, k)
+        except ValueError as exc:
+            return [str(exc)]
+        text = "\n".join(lines)
+        if k < len(edits) - 1 and not linter.is_clean(text):
+            problems.append(f"state after edit {k} is not lint-clean: lines {linter.flagged_lines(text)}")
+    if "\n".join(lines) != program:
+        problems.append("resolving the edits does not rebuild the program")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# Programs -> edit sequences, in parallel
+
+
+_LINTERS: dict[LintConfig, Linter] = {}
+
+
+def linter_for(config: LintConfig) -> Linter:
+    """This process's linter for `config` (pylint is set up once per process and config)."""
+    linter = _LINTERS.get(config)
+    if linter is None:
+        linter = _LINTERS[config] = Linter(config)
+    return linter
+
+
+def sequence_rng(seed: int, index: int, sequence: int) -> random.Random:
+    """The RNG of one sequence: fixed by (seed, record index, sequence index) alone, so results do
+    not depend on the worker count or on which worker runs which record."""
+    return random.Random(f"lintseq:{seed}:{index}:{sequence}")
+
+
+def lintseq_program(program: str, s: int, seed: int, index: int = 0,
+                    options: LintSeqOptions = LintSeqOptions()) -> dict[str, Any]:
+    """Up to `s` verified edit sequences of one canonical program.
+
+    Returns {"sequences": [(sequence index, edits), ...], "rejects": [{"sequence", "kind",
+    "reason"}], "program_clean": bool | None, "lint": lint counters for this program}.
+    """
+    result: dict[str, Any] = {"sequences": [], "rejects": [], "program_clean": None, "lint": {}}
+
+    def reject_all(kind: str, reason: str) -> dict[str, Any]:
+        result["rejects"] = [{"sequence": j, "kind": kind, "reason": reason} for j in range(s)]
+        return result
+
+    all_lines = program.split("\n")
+    if _is_code_free(all_lines, range(len(all_lines))):
+        return reject_all("invalid_input", "no code in the program")
+    syntax = syntax_error_message(program)
+    if syntax is not None:
+        detail = syntax.msg.removeprefix("Parsing failed: ")
+        return reject_all("invalid_input", f"syntax error in the input at line {syntax.line}: {detail}")
+    if DIFF_TOKEN in program:
+        return reject_all("invalid_input", f"the program contains the edit separator {DIFF_TOKEN}")
+
+    linter = linter_for(options.lint_config(program))
+    before = linter.stats.as_dict()
+    try:
+        result["program_clean"] = linter.is_clean(program)
+        for j in range(s):
+            try:
+                lines, states = sample_states(program, sequence_rng(seed, index, j), linter, options)
+                edits = edits_from_states(lines, states)
+                problems = verify_sequence(program, edits, linter)
+            except SequenceError as exc:
+                result["rejects"].append({"sequence": j, "kind": exc.kind, "reason": str(exc)})
+                continue
+            if problems:
+                result["rejects"].append({"sequence": j, "kind": "verify_failed",
+                                          "reason": "; ".join(problems[:3])})
+            else:
+                result["sequences"].append((j, edits))
+    except Exception as exc:  # an astroid/pylint crash on an odd program: report it, keep going
+        done = {j for j, _ in result["sequences"]} | {r["sequence"] for r in result["rejects"]}
+        result["rejects"].extend({"sequence": j, "kind": "error", "reason": f"{type(exc).__name__}: {exc}"}
+                                 for j in range(s) if j not in done)
+    after = linter.stats.as_dict()
+    result["lint"] = {k: after[k] - before[k] for k in after}
+    return result
+
+
+def _run_chunk(chunk: list[tuple[int, str]], s: int, seed: int,
+               options: LintSeqOptions) -> list[tuple[int, dict[str, Any]]]:
+    return [(index, lintseq_program(program, s, seed, index, options)) for index, program in chunk]
+
+
+@dataclass
+class LintSeqStats:
+    programs: int = 0
+    sequences_requested: int = 0
+    sequences: int = 0
+    edits: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    programs_not_clean: int = 0
+    lint: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    rejects: list[dict[str, Any]] = field(default_factory=list)  # {"index", "sequence", "kind", "reason"}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"programs": self.programs, "sequences_requested": self.sequences_requested,
+                "sequences": self.sequences, "edits": self.edits, "rejected": dict(self.rejected),
+                "programs_not_clean": self.programs_not_clean, "lint": dict(self.lint),
+                "seconds": round(self.seconds, 3),
+                "sequences_per_second": round(self.sequences / self.seconds, 3) if self.seconds else None}
+
+
+def program_of(record: dict, field_name: str) -> tuple[str, bool]:
+    """The canonical program in `record[field_name]`, and whether it came out of a markdown fence."""
+    text = str(record[field_name])
+    code = extract_code(text)
+    return canonical_program(code), code != text
+
+
+def choose_field(record: dict, field_name: str | None) -> str:
+    if field_name is not None:
+        return field_name
+    for name in PROGRAM_FIELDS:
+        if name in record:
+            return name
+    return PROGRAM_FIELDS[0]
+
+
+def lintseq_records(records: Sequence[dict], field: str | None = None, s: int = 5, seed: int = 0,
+                    workers: int = 1, options: LintSeqOptions = LintSeqOptions(),
+                    progress: Any = None) -> tuple[list[dict], LintSeqStats]:
+    """LintSeq over records: one output record per verified sequence, in input order: the input
+    record plus `edits` (list of diffs, empty -> full program) and `lintseq` = {index, sequence,
+    seed[, program]} (`program` only when it was extracted from a markdown fence).
+
+    `field`: which field holds the program (None: the first of code/completion/response present).
+    Rejected sequences are not in the output; `stats.rejects` lists each with its reason.
+    `progress`: optional callable(n) called as programs finish.
+    Raises KeyError("record N has no field 'F'") when a record lacks the field.
+    """
+    started = time.perf_counter()
+    s = int(s)
+    stats = LintSeqStats(programs=len(records), sequences_requested=len(records) * s)
+    items: list[tuple[int, str]] = []
+    extracted: dict[int, str] = {}
+    for i, rec in enumerate(records):
+        name = choose_field(rec, field)
+        if name not in rec or rec[name] is None:
+            raise KeyError(f"record {i} has no field '{name}'")
+        program, was_extracted = program_of(rec, name)
+        if was_extracted:
+            extracted[i] = program
+        items.append((i, program))
+
+    results: dict[int, dict[str, Any]] = {}
+    chunk_size = max(1, min(8, len(items) // max(1, workers * 4)))
+    chunks = [items[k:k + chunk_size] for k in range(0, len(items), chunk_size)]
+    if workers <= 1 or len(chunks) <= 1:
+        for chunk in chunks:
+            for index, res in _run_chunk(chunk, s, seed, options):
+                results[index] = res
+                if progress:
+                    progress(1)
+    else:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        # forkserver/spawn: the caller may have torch loaded, which makes fork slow and unsafe.
+        methods = multiprocessing.get_all_start_methods()
+        ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = [pool.submit(_run_chunk, chunk, s, seed, options) for chunk in chunks]
+            for fut in as_completed(futures):
+                for index, res in fut.result():
+                    results[index] = res
+                    if progress:
+                        progress(1)
+
+    out: list[dict] = []
+    for i, rec in enumerate(records):
+        res = results[i]
+        if res["program_clean"] is False:
+            stats.programs_not_clean += 1
+        for k, v in res["lint"].items():
+            stats.lint[k] = stats.lint.get(k, 0) + v
+        for rej in res["rejects"]:
+            stats.rejected[rej["kind"]] = stats.rejected.get(rej["kind"], 0) + 1
+            stats.rejects.append({"index": i, **rej})
+        for j, edits in res["sequences"]:
+            meta: dict[str, Any] = {"index": i, "sequence": j, "seed": seed}
+            if i in extracted:
+                meta["program"] = extracted[i]
+            out.append({**rec, "edits": edits, "lintseq": meta})
+            stats.sequences += 1
+            stats.edits += len(edits)
+    stats.seconds = time.perf_counter() - started
+    return out, stats
