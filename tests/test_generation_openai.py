@@ -98,7 +98,7 @@ def test_samples_through_the_server_with_stops_trimmed_client_side():
     assert len(samples) == 12
     for s in samples:
         assert s.completion == BODY
-        assert s.code == s.prompt + BODY
+        assert s.code == s.prompt + BODY  # BODY ends with a newline already
         assert s.model == "fake-coder"
         assert s.logprob == pytest.approx(-0.75) and s.n_tokens == 2  # only the tokens inside the kept text
         assert s.extra["finish_reason"] == "stop"

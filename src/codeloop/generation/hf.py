@@ -168,8 +168,10 @@ class HFGenerator:
         if text is None:
             return TextSample(text=self._decode(ids), logprob=float(sum(lps)), n_tokens=len(ids),
                               finish_reason=reason, token_ids=list(ids))
-        # Keep the tokens whose text lies inside the trimmed text: the largest k with
-        # len(decode(ids[:k])) <= len(text).
+        # Keep the tokens whose text lies inside the trimmed text (the largest k with
+        # len(decode(ids[:k])) <= len(text)) and return exactly their text, so that text,
+        # n_tokens and logprob describe the same tokens. A token that runs into the stop string
+        # (e.g. "\n\n\n" before "def ") is dropped whole.
         lo, hi = 0, len(ids)
         while lo < hi:
             mid = (lo + hi + 1) // 2
@@ -177,5 +179,6 @@ class HFGenerator:
                 lo = mid
             else:
                 hi = mid - 1
-        return TextSample(text=text, logprob=float(sum(lps[:lo])), n_tokens=lo, finish_reason=reason,
+        return TextSample(text=self._decode(ids[:lo]), logprob=float(sum(lps[:lo])), n_tokens=lo,
+                          finish_reason=reason,
                           token_ids=list(ids[:lo]))

@@ -177,8 +177,9 @@ def _with_prompt_imports(code: str, prompt: str) -> str:
 def program_for(problem: Problem, prompt: str, completion: str, params: GenerationParams) -> str:
     """The program to execute for a sample."""
     if params.prompt_format == "completion":
-        return prompt + completion
-    code = extract_code(completion, params.response_prefix)
-    if problem.kind == "stdio":
-        return sanitize(code)
-    return sanitize(code, problem.entry_point, problem.prompt)
+        code = prompt + completion
+    else:
+        code = extract_code(completion, params.response_prefix)
+        code = sanitize(code) if problem.kind == "stdio" else sanitize(code, problem.entry_point, problem.prompt)
+    # A stop can cut the last newline off; test code is often appended right after the program.
+    return code if not code or code.endswith("\n") else code + "\n"

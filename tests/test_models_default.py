@@ -1,0 +1,44 @@
+"""The real default model (Gemma 3 270M from PyPI): load, sample a HumanEval completion, score it."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def default_model():
+    from codeloop.models import load_model
+
+    return load_model("default")
+
+
+def test_default_model_samples_and_scores_a_humaneval_problem(default_model):
+    from codeloop.generation import GenerationParams, HFGenerator, generate
+    from codeloop.models import default_model_dir
+    from codeloop.problems import load_problems
+    from codeloop.scoring import completion_logprobs, ifd_scores
+
+    model, tok = default_model
+    assert type(model).__name__ == "Gemma3ForCausalLM" and len(tok) == 262144
+    assert (default_model_dir() / "model.safetensors").exists()
+    problem = load_problems("humaneval", limit=1)[0]
+    gen = HFGenerator(model, tok, name="default")
+    (sample,) = generate([problem], GenerationParams(n=1, temperature=0, max_new_tokens=96), generator=gen)
+    assert sample.code.startswith(problem.prompt) and sample.completion.strip()
+    assert "\ndef " not in sample.completion  # HumanEval stops applied
+    compile(sample.code, "<sample>", "exec")
+    assert sample.logprob is not None and sample.logprob < 0 and sample.n_tokens > 0
+
+    (score,) = completion_logprobs(model, tok, [sample.prompt], [sample.completion])
+    assert math.isfinite(score.ppl) and score.ppl > 1
+    if score.n_tokens == sample.n_tokens:
+        # Re-encoding gave the sampled tokens back: sampler and scorer agree up to bf16 rounding.
+        assert score.logprob == pytest.approx(sample.logprob, rel=0.05, abs=0.5)
+    (ifd,) = ifd_scores(model, tok, [problem.description], [sample.completion])
+    assert ifd.ifd > 0 and math.isfinite(ifd.ifd)
+    print(f"sample logprob {sample.logprob:.3f} ({sample.n_tokens} tokens), scored {score.logprob:.3f} "
+          f"({score.n_tokens}), IFD {ifd.ifd:.3f}")
