@@ -168,3 +168,19 @@ def split_from_filename(path: str) -> str | None:
         if token in ("valid", "validation", "val", "dev"):
             return "valid"
     return None
+
+
+def file_split(path: str, split: str | None, set_name: str) -> str | None:
+    """The split that the rows of a local file belong to.
+
+    A data file holds one split; its name says which (``test.jsonl``). Asking for another split
+    is an error rather than a silently empty or mislabelled set; a file whose name says nothing
+    takes the split the user asked for.
+    """
+    named = split_from_filename(path)
+    if split is None or named is None:
+        return split or named
+    if ("valid" if split in ("valid", "validation") else split) != named:
+        raise UserError(f"{set_name}: the file holds the '{named}' split (by its name); asked for split "
+                        f"'{split}'. Pass the {split} file instead", path)
+    return split
