@@ -43,7 +43,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from codeloop.linting import OFFICIAL_ERRORS, LintConfig, Linter, LintStats, detect_indent, syntax_error_message
+from codeloop.linting import OFFICIAL_ERRORS, LintConfig, Linter, detect_indent, syntax_error_message
 
 DIFF_TOKEN = "<|diff|>"
 SEPARATOR = "\n" + DIFF_TOKEN
@@ -208,7 +208,8 @@ def parse_hunks(diff: str, strict: bool = True) -> tuple[list[Hunk], int]:
 
 def split_edits(text: str) -> list[str]:
     """The edits of a `<|diff|>`-joined text (empty pieces dropped)."""
-    return [piece for piece in text.split(DIFF_TOKEN) if piece.strip()]
+    pieces = (piece.rstrip("\n") for part in text.split(SEPARATOR) for piece in part.split(DIFF_TOKEN))
+    return [piece for piece in pieces if piece.strip()]
 
 
 def _apply_strict(lines: list[str], diff: str, k: int) -> None:
@@ -450,7 +451,7 @@ def lintseq_program(program: str, s: int, seed: int, index: int = 0,
         return reject_all("invalid_input", "no code in the program")
     syntax = syntax_error_message(program)
     if syntax is not None:
-        detail = syntax.msg.removeprefix("Parsing failed: ")
+        detail = re.sub(r" \([^()]*\)'$", "", syntax.msg.removeprefix("Parsing failed: '"))
         return reject_all("invalid_input", f"syntax error in the input at line {syntax.line}: {detail}")
     if DIFF_TOKEN in program:
         return reject_all("invalid_input", f"the program contains the edit separator {DIFF_TOKEN}")
