@@ -119,12 +119,11 @@ print(fib(10), Point().norm)'''
     for _, edits in res["sequences"]:
         _check(code, edits)
         # a decorator never appears in a state without the definition it decorates
-        state: list[str] = []
-        for diff in edits[:-1]:
-            state = resolve([*([] if not state else [insertion_diff(state, [], list(range(len(state))))]), diff]).split("\n")
+        for k in range(1, len(edits)):
+            state = resolve(edits[:k]).split("\n")
             for i, line in enumerate(state):
                 if line.strip().startswith("@"):
-                    assert i + 1 < len(state) and state[i + 1].lstrip().startswith(("def ", "class ", "@"))
+                    assert state[i + 1].lstrip().startswith(("def ", "class ", "@"))
 
 
 def test_inputs_that_do_not_parse_or_have_no_code_are_rejected_with_reason():
