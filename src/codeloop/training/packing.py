@@ -13,9 +13,9 @@ changes how they are laid out in rows:
   ``position_ids`` into a block-diagonal causal mask; with flash-attention the whole batch becomes
   one padding-free row and the kernel runs variable-length (``cu_seq_lens``).
 
-Row layout (``layout``): ``next-fit`` is the paper's greedy fill of the sorted samples;
-``balanced`` keeps the same sorted contiguous runs but picks the smallest row capacity that
-needs no more rows, so rows come out near-equal and the batch is padded far less.
+Row layout (``layout``): ``next-fit`` is the paper's greedy fill of the length-sorted samples;
+``balanced`` uses the fewest rows that fit and fills them longest-first into the emptiest row,
+so rows come out near-equal and the batch (padded to its longest row) is padded far less.
 
 Each batch carries ``packing_stats`` (real tokens, all tokens, samples, rows); the trainer pops it
 before the forward pass and logs the padding ratio and real tokens per second.
@@ -51,45 +51,47 @@ def _next_fit(lengths: Sequence[int], capacity: int) -> list[list[int]]:
 
 
 def plan_rows(lengths: Sequence[int], max_length: int, layout: str = "balanced") -> list[list[int]]:
-    """Group sample indices into packed rows (indices refer to `lengths`).
+    """Group sample indices into packed rows (indices refer to `lengths`), each row's total
+    length at most ``max_length`` (longer samples must have been truncated before).
 
-    Samples are sorted ascending by length (CodeACT); each row is a contiguous run of the sorted
-    order whose total length is at most ``max_length`` (a sample longer than ``max_length`` must
-    have been truncated before).
+    ``next-fit`` (CodeACT): sort ascending, fill rows greedily in that order. ``balanced``: the
+    fewest rows that fit, filled longest-first into the emptiest row, so rows come out
+    near-equal and the batch (padded to its longest row) wastes little; within a row samples stay
+    in ascending order. It never pads more than next-fit: the smaller layout of the two is kept.
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    sorted_lengths = [lengths[i] for i in order]
-    rows = _next_fit(sorted_lengths, max_length)
-    if layout == "balanced" and len(rows) > 1:
-        rows = _balanced(sorted_lengths, max_length, rows)
-    return [[order[i] for i in row] for row in rows]
+    greedy = [[order[i] for i in row] for row in _next_fit([lengths[i] for i in order], max_length)]
+    if layout == "next-fit" or len(greedy) <= 1:
+        return greedy
+    balanced = _balanced(lengths, max_length, len(greedy))
+    if balanced is None or _area(lengths, balanced) >= _area(lengths, greedy):
+        return greedy
+    return balanced
 
 
-def _balanced(sorted_lengths: list[int], max_length: int, greedy: list[list[int]]) -> list[list[int]]:
-    """Smallest padded area (rows x longest row) over row counts up to the greedy count."""
-    total = sum(sorted_lengths)
-    longest = max(sorted_lengths)
+def _area(lengths: Sequence[int], rows: list[list[int]]) -> int:
+    return len(rows) * max(sum(lengths[i] for i in row) for row in rows)
 
-    def area(rows: list[list[int]]) -> int:
-        return len(rows) * max(sum(sorted_lengths[i] for i in row) for row in rows)
 
-    best, best_area = greedy, area(greedy)
-    min_rows = max(1, -(-total // max_length))
-    for n_rows in range(min_rows, len(greedy) + 1):
-        # next-fit row count never increases with capacity: binary-search the smallest capacity
-        lo, hi = max(longest, -(-total // n_rows)), max_length
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if len(_next_fit(sorted_lengths, mid)) <= n_rows:
-                hi = mid
-            else:
-                lo = mid + 1
-        rows = _next_fit(sorted_lengths, lo)
-        if len(rows) <= n_rows and area(rows) < best_area:
-            best, best_area = rows, area(rows)
-    return best
+def _balanced(lengths: Sequence[int], max_length: int, max_rows: int) -> list[list[int]] | None:
+    """Longest-first into the emptiest row that still fits, with the fewest rows that work."""
+    total = sum(lengths)
+    descending = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    for n_rows in range(max(1, -(-total // max_length)), max_rows + 1):
+        rows: list[list[int]] = [[] for _ in range(n_rows)]
+        used = [0] * n_rows
+        for i in descending:
+            fits = [r for r in range(n_rows) if used[r] + lengths[i] <= max_length]
+            if not fits:
+                break
+            r = min(fits, key=lambda r: used[r])
+            rows[r].append(i)
+            used[r] += lengths[i]
+        else:
+            return [sorted(row, key=lambda i: lengths[i]) for row in rows if row]
+    return None
 
 
 def _round_up(n: int, multiple: int | None) -> int:

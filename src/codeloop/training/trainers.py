@@ -38,7 +38,10 @@ class BatchStatsCollator:
                 real = int(batch["attention_mask"].sum())
             else:  # padding-free: one flattened row, every token real
                 real = int(ids.numel())
-            batch[STATS_KEY] = torch.tensor([real, int(ids.numel()), len(examples), int(ids.shape[0])])
+            # TRL's packed rows carry the lengths of the samples inside them
+            n_samples = sum(len(ex["seq_lengths"]) for ex in examples) if "seq_lengths" in examples[0] \
+                else len(examples)
+            batch[STATS_KEY] = torch.tensor([real, int(ids.numel()), n_samples, int(ids.shape[0])])
         return batch
 
 
