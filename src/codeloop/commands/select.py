@@ -1,0 +1,98 @@
+"""`codeloop select cdas|ifd-only|random`: pick a training subset of an instruction/response JSONL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+HELP = ("Select training data from an instruction/response JSONL (CodeACT's CDAS, or a baseline).\n\n"
+        "Writes the kept records (every input field plus `ifd` and `cluster`) to --out, the counts "
+        "(kept / dropped per reason per cluster) to OUT.stats.json, and plots OUT.ifd_hist.png, "
+        "OUT.clusters.png.")
+
+
+def _plot_path(out: Path, kind: str) -> Path:
+    from codeloop.methods.cdas import stats_path_for
+
+    return stats_path_for(out).with_name(stats_path_for(out).name.replace(".stats.json", f".{kind}.png"))
+
+
+def _run(method: str, data: Path, out: Path, model: str, ratio: float, clusters: int, size: Optional[int],
+         rounding: str, seed: int, n_init: int, embedder: str, instruction_field: Optional[str],
+         response_field: Optional[str], template: str, batch_size: int, max_length: Optional[int],
+         dtype: str, device: str, adapter: Optional[str], plots: bool) -> None:
+    import time
+
+    from codeloop.console import summary
+    from codeloop.methods import cdas
+
+    config = cdas.CDASConfig(method=method, ratio=ratio, clusters=clusters, size=size, rounding=rounding, seed=seed,
+                             n_init=n_init, embedder=embedder, template=template, batch_size=batch_size,
+                             max_length=max_length)
+    config.validate()
+    records = cdas.read_instruction_jsonl(data, instruction_field, response_field)
+    start = time.perf_counter()
+    lm = tok = None
+    if config.needs_model:
+        from codeloop.models import load_model
+
+        lm, tok = load_model(model, dtype=dtype, device=device, adapter=adapter)
+    result = cdas.select_records(records, config, lm, tok, model_name=model if config.needs_model else "")
+    stats_file = cdas.write_selection(result, out)
+    made = []
+    if plots:
+        for kind, fn in (("ifd_hist", cdas.plot_ifd_histogram), ("clusters", cdas.plot_clusters)):
+            p = fn(result, _plot_path(out, kind))
+            if p is not None:
+                made.append(p.name)
+    note = result.stats.get("k_note")
+    summary(f"{cdas.describe(result.stats)} -> {out} (stats {stats_file.name}"
+            + (f", plots {', '.join(made)}" if made else "") + f"; {time.perf_counter() - start:.1f}s)"
+            + (f" — {note}" if note else ""))
+
+
+def _command(app: typer.Typer, method: str, doc: str) -> None:
+    def command(
+        data: Path = typer.Option(..., "--data", "-d", help="JSONL of instruction/response records."),
+        out: Path = typer.Option(..., "--out", "-o", help="Where to write the kept records (JSONL)."),
+        model: str = typer.Option("default", "--model", "-m",
+                                  help="The model to be tuned (scores IFD): 'default', a local HF folder or a hub id."),
+        ratio: float = typer.Option(0.4, "--ratio", help="m: fraction kept (of each cluster's records with IFD < 1)."),
+        clusters: int = typer.Option(10, "--clusters", "-k", help="K for k-means (cdas); clamped to the data."),
+        size: Optional[int] = typer.Option(None, "--size", help="random / ifd-only: keep exactly this many."),
+        rounding: str = typer.Option("floor", "--rounding",
+                                     help="floor (the official int(n * m)), ceil or round of m x eligible."),
+        seed: int = typer.Option(42, "--seed", help="KMeans random_state / random baseline seed."),
+        n_init: int = typer.Option(10, "--n-init", help="KMeans restarts."),
+        embedder: str = typer.Option("default", "--embedder",
+                                     help="sentence-transformers model for instruction embeddings "
+                                          "('default': bundled all-MiniLM-L6-v2; the paper: all-mpnet-base-v2)."),
+        instruction_field: Optional[str] = typer.Option(None, "--instruction-field",
+                                                        help="Default: instruction, else prompt."),
+        response_field: Optional[str] = typer.Option(None, "--response-field",
+                                                     help="Default: response, else completion."),
+        template: str = typer.Option("Question:\n{q}\n\nAnswer:\n", "--template",
+                                     help="IFD: how the instruction is put before the answer ({q})."),
+        batch_size: int = typer.Option(8, "--batch-size"),
+        max_length: Optional[int] = typer.Option(None, "--max-length", help="Cut long prompts when scoring."),
+        dtype: str = typer.Option("auto", "--dtype", help="auto | bf16 | fp16 | fp32."),
+        device: str = typer.Option("auto", "--device"),
+        adapter: Optional[str] = typer.Option(None, "--adapter", help="PEFT (LoRA) adapter on the model."),
+        plots: bool = typer.Option(True, "--plots/--no-plots", help="Write the IFD histogram and cluster plot."),
+    ) -> None:
+        _run(method, data, out, model, ratio, clusters, size, rounding, seed, n_init, embedder, instruction_field,
+             response_field, template, batch_size, max_length, dtype, device, adapter, plots)
+
+    command.__doc__ = doc
+    app.command(method)(command)
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(help=HELP, no_args_is_help=True)
+    _command(group, "cdas", "CDAS: embed instructions, k-means into K clusters, keep the top m% by IFD per "
+                            "cluster (IFD >= 1 dropped).")
+    _command(group, "ifd-only", "Keep the top m% by IFD over all records (IFD >= 1 dropped), no clusters.")
+    _command(group, "random", "Keep m% (or --size) of the records uniformly at random (seeded); no model.")
+    app.add_typer(group, name="select")
