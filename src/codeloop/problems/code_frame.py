@@ -135,7 +135,7 @@ def frame_from_solution(code: str, entry_point: str, task_text: str, imports_pre
     prompt = imports_prefix
     if prompt_nodes:
         prompt_nodes.sort(key=lambda n: n.lineno)
-        prompt += "\n".join(_node_text(lines, n) for n in prompt_nodes) + "\n\n\n"
+        prompt += "\n".join(line.rstrip() for n in prompt_nodes for line in _node_text(lines, n).split("\n")) + "\n\n\n"
     if cls is not None:
         if cls.body[0].lineno == cls.lineno:
             return None
