@@ -1,0 +1,15 @@
+"""The execution engine: codeloop's trust boundary (see docs/execution.md).
+
+Untrusted programs run in children forked from a pool of warm, small sandbox workers, never in
+the codeloop process. Judges count tests (HumanEval check(), MBPP asserts, stdin/stdout cases);
+the verdict travels on a private channel, never from what the program prints.
+"""
+
+from codeloop.execution.config import ExecConfig
+from codeloop.execution.judges import outputs_match, rewrite_function_tests
+from codeloop.execution.passk import pass_at_k, passk_table
+from codeloop.execution.pool import ExecutionPool, execute_samples
+from codeloop.records import Result
+
+__all__ = ["ExecConfig", "ExecutionPool", "execute_samples", "pass_at_k", "passk_table", "outputs_match",
+           "rewrite_function_tests", "Result"]

@@ -1,0 +1,723 @@
+"""Sandbox worker: one warm, small Python process that forks a child per execution.
+
+Started by the pool as ``python -I [-S] _worker.py CONFIG_JSON`` with a scrubbed environment. It
+imports only the standard library (never codeloop, never torch), so a fork costs a few
+milliseconds. Messages with the pool are length-prefixed JSON on two pipes.
+
+Each child: its own session/process group, a fresh temp directory, a minimal environment,
+rlimits, a dedicated unprivileged uid when the worker runs as root (so RLIMIT_NPROC binds and a
+final kill(-1) as that uid reaches every escaped process), the worker's network namespace (new
+and empty, created once at start-up where the kernel allows it). The verdict travels on a
+private pipe, each line tagged with a per-run nonce and the child's pid; stdout never decides.
+The worker is a child subreaper, so anything the program double-forks is reparented here and
+reaped or killed after the run.
+"""
+
+from __future__ import annotations
+
+import builtins
+import ctypes
+import errno
+import io
+import json
+import os
+import resource
+import select
+import shutil
+import signal
+import struct
+import sys
+import time
+
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+CLONE_NEWNET = 0x40000000
+CLONE_NEWUSER = 0x10000000
+HOOK_PLACEHOLDER = "__CODELOOP_HOOK__"
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_MAX_VERDICT_BYTES = 1 << 20
+_STDERR_KEEP = 4096
+TESTS_CACHE = 32
+
+
+# -------------------------------------------------------------------------------------------------
+# Output comparison for stdin/stdout tests (the pool imports this too; keep it dependency-free)
+
+def _as_float(tok: str) -> float | None:
+    try:
+        return float(tok)
+    except ValueError:
+        return None
+
+
+def outputs_match(got: str, expected: str, float_tol: float = 1e-5) -> bool:
+    """Whitespace-token match; numeric tokens may differ by ``float_tol`` absolute or relative.
+
+    Both outputs are split on any whitespace (so trailing spaces/newlines and line breaks vs
+    spaces do not matter). Tokens must be equal as strings (case-sensitive), or both parse as
+    finite floats with ``|a - b| <= float_tol * max(1, |b|)`` where b is the expected token.
+    """
+    a, b = got.split(), expected.split()
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        if x == y:
+            continue
+        fx, fy = _as_float(x), _as_float(y)
+        if fx is None or fy is None or fx != fx or fy != fy or abs(fy) == float("inf"):
+            return False
+        if abs(fx - fy) > float_tol * max(1.0, abs(fy)):
+            return False
+    return True
+
+
+# -------------------------------------------------------------------------------------------------
+# Protocol with the pool
+
+def _read_exact(fd: int, n: int) -> bytes:
+    chunks = []
+    while n:
+        b = os.read(fd, n)
+        if not b:
+            raise EOFError
+        chunks.append(b)
+        n -= len(b)
+    return b"".join(chunks)
+
+
+def recv(fd: int) -> dict:
+    (n,) = struct.unpack(">I", _read_exact(fd, 4))
+    return json.loads(_read_exact(fd, n))
+
+
+def send(fd: int, obj: dict) -> None:
+    data = json.dumps(obj).encode()
+    data = struct.pack(">I", len(data)) + data
+    while data:
+        n = os.write(fd, data)
+        data = data[n:]
+
+
+# -------------------------------------------------------------------------------------------------
+# Inside the child: the harnesses. They run in the forked child, after the limits are in place.
+
+class _Channel:
+    """Writes verdict events to the private pipe; each line carries the nonce and our pid."""
+
+    def __init__(self, fd: int, nonce: str):
+        self._write, self._fd, self._pid = os.write, fd, os.getpid()
+        self._prefix = (nonce + " ").encode()
+        self._dumps = json.dumps
+
+    def emit(self, event: dict) -> None:
+        event["p"] = self._pid
+        try:
+            self._write(self._fd, self._prefix + self._dumps(event).encode() + b"\n")
+        except OSError:
+            pass
+
+
+def _short_exc(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return text[:300]
+
+
+def _exc_kind(exc: BaseException) -> str:
+    if isinstance(exc, MemoryError):
+        return "memory"
+    if isinstance(exc, SystemExit):
+        return "exit"
+    return "error"
+
+
+class _Hook:
+    """Counts the harness's tests. The rewritten test code calls ok(i) / fail(i, exc)."""
+
+    def __init__(self, channel: _Channel):
+        self.channel = channel
+        self.ok_ids: set[int] = set()
+        self.fail_ids: set[int] = set()
+
+    def ok(self, i: int) -> None:
+        self.ok_ids.add(i)
+        self.channel.emit({"e": "t", "i": i, "ok": 1})
+
+    def fail(self, i: int, exc: BaseException) -> None:
+        self.fail_ids.add(i)
+        self.channel.emit({"e": "t", "i": i, "ok": 0, "k": _exc_kind(exc), "m": _short_exc(exc)})
+
+
+def _function_harness(job: dict, channel: _Channel, hook_name: str) -> None:
+    ns: dict = {"__name__": "__candidate__", "__builtins__": builtins}
+    try:
+        code = compile(job["program"], "<program>", "exec")
+    except BaseException as exc:  # SyntaxError, ValueError (null bytes), MemoryError, RecursionError
+        channel.emit({"e": "load", "k": _exc_kind(exc), "m": _short_exc(exc)})
+        return
+    try:
+        exec(code, ns)
+    except BaseException as exc:
+        channel.emit({"e": "load", "k": _exc_kind(exc), "m": _short_exc(exc)})
+        return
+    entry = job.get("entry_point")
+    if job.get("call_check") and entry not in ns:
+        channel.emit({"e": "load", "k": "error", "m": f"the program does not define {entry!r}"})
+        return
+    channel.emit({"e": "loaded"})
+    hook = _Hook(channel)
+    test_src = job["test"].replace(HOOK_PLACEHOLDER, hook_name)
+    ns[hook_name] = hook
+    try:
+        exec(compile(test_src, "<test>", "exec"), ns)
+        if job.get("call_check"):
+            ns["check"](ns[job["entry_point"]])
+    except BaseException as exc:  # an uncounted statement of the tests raised: the run did not pass
+        channel.emit({"e": "abort", "k": _exc_kind(exc), "m": _short_exc(exc)})
+        return
+    channel.emit({"e": "end", "ok": sorted(hook.ok_ids), "fail": sorted(hook.fail_ids)})
+
+
+def _exit_code(exc: SystemExit) -> int:
+    code = exc.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    try:
+        sys.stderr.write(str(code) + "\n")
+    except Exception:
+        pass
+    return 1
+
+
+def _stdio_harness(job: dict, channel: _Channel) -> int:
+    ns: dict = {"__name__": "__main__", "__builtins__": builtins}
+    status, kind = 0, ""
+    try:
+        exec(compile(job["program"], "<program>", "exec"), ns)
+    except SystemExit as exc:
+        status = _exit_code(exc)
+    except BaseException as exc:
+        kind = _exc_kind(exc)
+        status = 1
+        try:
+            import traceback
+
+            traceback.print_exception(exc, file=sys.stderr)
+        except BaseException:
+            pass
+    try:
+        import threading
+
+        threading._shutdown()  # type: ignore[attr-defined]  # like the interpreter: join non-daemon threads
+    except BaseException:
+        pass
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+    channel.emit({"e": "end", "exit": status, "k": kind})
+    return status
+
+
+def _set_limits(lim: dict) -> None:
+    def setl(which: int, value: int) -> None:
+        try:
+            resource.setrlimit(which, (value, value))
+        except (ValueError, OSError):
+            soft, hard = resource.getrlimit(which)
+            resource.setrlimit(which, (min(value, hard) if hard != resource.RLIM_INFINITY else value, hard))
+
+    setl(resource.RLIMIT_AS, lim["memory_bytes"])
+    setl(resource.RLIMIT_CPU, lim["cpu_s"])
+    setl(resource.RLIMIT_FSIZE, lim["file_bytes"])
+    setl(resource.RLIMIT_NOFILE, lim["open_files"])
+    setl(resource.RLIMIT_CORE, 0)
+    if lim.get("nproc"):
+        setl(resource.RLIMIT_NPROC, lim["nproc"])
+
+
+def _child_main(job: dict, fds: dict, worker: "Worker", nonce: str, rundir: str, vfd: int) -> None:
+    """Runs in the forked child; never returns."""
+    code = 70
+    try:
+        os.setsid()
+        os.dup2(fds["in"], 0)
+        os.dup2(fds["out"], 1)
+        os.dup2(fds["err"], 2)
+        os.dup2(fds["verdict"], vfd)
+        os.closerange(3, vfd)
+        os.closerange(vfd + 1, 1 << 20)
+        _set_limits(worker.limits(job))
+        uid = worker.uid
+        if uid is not None:
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+        # After the credential change (which clears it): die with the worker.
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        os.chdir(rundir)
+        os.environ.clear()
+        os.environ.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": rundir, "TMPDIR": rundir,
+                           "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"})
+        sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8",
+                                     errors="replace")
+        sys.stdout = io.TextIOWrapper(io.BufferedWriter(io.FileIO(1, "w", closefd=False)), encoding="utf-8",
+                                      errors="backslashreplace")
+        sys.stderr = io.TextIOWrapper(io.BufferedWriter(io.FileIO(2, "w", closefd=False)), encoding="utf-8",
+                                      errors="backslashreplace", line_buffering=True)
+        sys.argv = ["<program>"]
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM, signal.SIGCHLD, signal.SIGUSR1):
+            signal.signal(sig, signal.SIG_DFL if sig != signal.SIGINT else signal.default_int_handler)
+        channel = _Channel(vfd, nonce)
+        del fds, worker
+        if job["kind"] == "stdio":
+            code = _stdio_harness(job, channel)
+        else:
+            _function_harness(job, channel, "_cl_" + nonce[:12])
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except BaseException:
+                    pass
+            code = 0
+    except BaseException:
+        code = 71
+    finally:
+        os._exit(code)
+
+
+# -------------------------------------------------------------------------------------------------
+# The worker
+
+class Worker:
+    def __init__(self, cfg: dict):
+        self.cfg = cfg
+        self.uid: int | None = cfg.get("uid") if os.geteuid() == 0 else None
+        self.notes: list[str] = []
+        self.net = "none"
+        self.runs = 0
+        self.sweeps = 0
+        self.base = ""
+        self.nproc_base = 0
+        self.tests: dict[str, list] = {}
+
+    # -- start-up -----------------------------------------------------------------------------
+    def setup(self) -> None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != self.cfg["parent_pid"]:
+            os._exit(0)
+        if _LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+            self.notes.append("no child subreaper: escaped processes are found by uid only")
+        if self.cfg.get("network", "isolate") == "isolate":
+            if _LIBC.unshare(CLONE_NEWNET) == 0:
+                self.net = "netns"
+            elif os.geteuid() != 0 and _LIBC.unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0:
+                self.net = "userns+netns"
+            else:
+                err = ctypes.get_errno()
+                self.notes.append(f"network NOT isolated: unshare(CLONE_NEWNET) failed ({os.strerror(err)})")
+        else:
+            self.notes.append("network NOT isolated (network='allow')")
+        if self.uid is None:
+            self.notes.append("not root: the program runs as the caller's uid (it can signal the caller's "
+                              "processes and read its files); RLIMIT_NPROC counts all of that uid's processes")
+            self.nproc_base = self._count_own_processes()
+        else:
+            self._kill_uid()  # leftovers of a predecessor that died with this uid
+        for name in self.cfg.get("preload", []):
+            try:
+                __import__(name)
+            except Exception:
+                pass
+        root = self.cfg.get("tmp_root") or None
+        import tempfile
+
+        self.base = tempfile.mkdtemp(prefix="codeloop-sbx-", dir=root)
+        os.chmod(self.base, 0o711)
+
+    def isolation(self) -> dict:
+        weak = bool(self.notes)
+        return {"level": "weak" if weak else "full", "network": self.net, "uid": self.uid,
+                "notes": self.notes}
+
+    @staticmethod
+    def _count_own_processes() -> int:
+        uid, n = os.getuid(), 0
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                try:
+                    if os.stat(f"/proc/{name}").st_uid == uid:
+                        n += 1
+                except OSError:
+                    pass
+        return n
+
+    def limits(self, job: dict) -> dict:
+        lim = dict(self.cfg["limits"])
+        timeout = float(job["timeout_s"])
+        lim["cpu_s"] = int(timeout) + 2
+        if self.uid is not None:
+            lim["nproc"] = lim["max_processes"]
+        else:
+            lim["nproc"] = self.nproc_base + lim["max_processes"] + 64
+        return lim
+
+    # -- one child ------------------------------------------------------------------------------
+    def run_child(self, job: dict, stdin_data: str | None) -> dict:
+        nonce = os.urandom(16).hex()
+        rundir = os.path.join(self.base, f"r{self.runs}")
+        self.runs += 1
+        os.mkdir(rundir, 0o700)
+        if self.uid is not None:
+            os.chown(rundir, self.uid, self.uid)
+        in_fd = os.memfd_create("stdin", 0)
+        if stdin_data:
+            data = stdin_data.encode()
+            view = memoryview(data)
+            while view:
+                view = view[os.write(in_fd, view):]
+            os.lseek(in_fd, 0, os.SEEK_SET)
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        v_r, v_w = os.pipe()
+        vfd = 20 + (os.urandom(1)[0] % 40)
+        fds = {"in": in_fd, "out": out_w, "err": err_w, "verdict": v_w}
+        t0 = time.perf_counter()
+        pid = os.fork()
+        if pid == 0:
+            _child_main(job, fds, self, nonce, rundir, vfd)
+        for fd in (in_fd, out_w, err_w, v_w):
+            os.close(fd)
+        try:
+            return self._supervise(pid, job, out_r, err_r, v_r, nonce, t0)
+        finally:
+            for fd in (out_r, err_r, v_r):
+                os.close(fd)
+            self._clean_up(rundir)
+
+    def _supervise(self, pid: int, job: dict, out_r: int, err_r: int, v_r: int, nonce: str,
+                   t0: float) -> dict:
+        cap = int(self.cfg["limits"]["max_output_bytes"])
+        pidfd = os.pidfd_open(pid)
+        poller = select.poll()
+        for fd in (out_r, err_r, v_r):
+            os.set_blocking(fd, False)
+            poller.register(fd, select.POLLIN)
+        poller.register(pidfd, select.POLLIN)
+        out = bytearray()
+        err = bytearray()
+        verdict = bytearray()
+        reason = ""
+        deadline = t0 + float(job["timeout_s"])
+        open_fds = {out_r, err_r, v_r}
+
+        def drain(fd: int) -> bool:
+            """Read what is there now; False at EOF."""
+            nonlocal reason
+            while True:
+                try:
+                    chunk = os.read(fd, 65536)
+                except BlockingIOError:
+                    return True
+                if not chunk:
+                    return False
+                if fd == v_r:
+                    if len(verdict) < _MAX_VERDICT_BYTES:
+                        verdict.extend(chunk)
+                elif fd == out_r:
+                    out.extend(chunk)
+                else:
+                    err.extend(chunk)
+                    if len(err) > 2 * _STDERR_KEEP:
+                        del err[:-_STDERR_KEEP]
+                if len(out) + len(err) > cap and not reason:
+                    reason = "output"
+                    return True
+
+        try:
+            exited = False
+            while not exited and not reason:
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0:
+                    reason = "timeout"
+                    break
+                for fd, _ in poller.poll(max(1, int(remaining * 1000) + 1)):
+                    if fd == pidfd:
+                        exited = True
+                    elif fd in open_fds and not drain(fd):
+                        poller.unregister(fd)
+                        open_fds.discard(fd)
+            # The whole group goes, whatever state the child is in (still a zombie here, so the
+            # group id cannot have been reused).
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
+            for fd in list(open_fds):
+                drain(fd)
+            _, wstatus = os.waitpid(pid, 0)
+        finally:
+            os.close(pidfd)
+        wall = time.perf_counter() - t0
+        self._reap_escaped()
+        if len(out) > cap:
+            del out[cap:]
+        return {"wstatus": wstatus, "reason": reason, "wall": wall, "pid": pid,
+                "events": self._parse_events(bytes(verdict), nonce, pid),
+                "stdout": bytes(out), "stderr": bytes(err[-_STDERR_KEEP:])}
+
+    @staticmethod
+    def _parse_events(raw: bytes, nonce: str, pid: int) -> list[dict]:
+        prefix = (nonce + " ").encode()
+        events = []
+        for line in raw.split(b"\n"):
+            if not line.startswith(prefix):
+                continue
+            try:
+                ev = json.loads(line[len(prefix):])
+            except ValueError:
+                continue
+            if isinstance(ev, dict) and ev.get("p") == pid:
+                events.append(ev)
+        return events
+
+    def _reap_escaped(self) -> None:
+        """Reap or kill whatever the program left behind (we are its subreaper)."""
+        if not self._children_left():
+            return
+        self.sweeps += 1
+        give_up = time.monotonic() + 5.0
+        while self._children_left() and time.monotonic() < give_up:
+            if self.uid is not None:
+                self._kill_uid()
+            else:
+                self._kill_children()
+            time.sleep(0.002)
+
+    @staticmethod
+    def _children_left() -> bool:
+        while True:
+            try:
+                res = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG)
+            except ChildProcessError:
+                return False
+            if res is None:
+                return True
+
+    def _kill_uid(self) -> None:
+        """kill(-1, SIGKILL) as the sandbox uid: every process of that uid, wherever it went."""
+        uid = self.uid
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setresgid(uid, uid, uid)
+                os.setresuid(uid, uid, uid)
+                os.kill(-1, signal.SIGKILL)
+            except BaseException:
+                pass
+            os._exit(0)
+        os.waitpid(pid, 0)
+
+    @staticmethod
+    def _kill_children() -> None:
+        me = str(os.getpid())
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{name}/stat", "rb") as fh:
+                    stat = fh.read()
+                ppid = stat[stat.rfind(b")") + 2:].split()[1].decode()
+            except (OSError, IndexError):
+                continue
+            if ppid == me:
+                for kill in (os.killpg, os.kill):
+                    try:
+                        kill(int(name), signal.SIGKILL)
+                    except OSError:
+                        pass
+
+    def _clean_up(self, rundir: str) -> None:
+        try:
+            shutil.rmtree(rundir)
+        except OSError:
+            # A file the program made undeletable to us (chattr needs root, so this is rare): retry
+            # after making everything writable.
+            for dirpath, dirnames, _ in os.walk(rundir):
+                for d in dirnames:
+                    try:
+                        os.chmod(os.path.join(dirpath, d), 0o700)
+                    except OSError:
+                        pass
+            shutil.rmtree(rundir, ignore_errors=True)
+
+    # -- judging --------------------------------------------------------------------------------
+    def handle(self, job: dict) -> dict:
+        if job["kind"] == "stdio":
+            return self.judge_stdio(job)
+        return self.judge_function(job)
+
+    @staticmethod
+    def _signal_of(wstatus: int) -> int | None:
+        return os.WTERMSIG(wstatus) if os.WIFSIGNALED(wstatus) else None
+
+    def _abnormal(self, run: dict) -> tuple[str, str] | None:
+        """Status for a run stopped by a limit or a signal, else None."""
+        if run["reason"] == "timeout":
+            return "timeout", f"wall-clock limit reached ({run['wall']:.2f} s)"
+        if run["reason"] == "output":
+            return "killed", "output limit exceeded (stdout+stderr > max_output_bytes)"
+        sig = self._signal_of(run["wstatus"])
+        if sig == signal.SIGXCPU:
+            return "timeout", "CPU time limit (SIGXCPU)"
+        if sig is not None:
+            name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+            if sig == signal.SIGSEGV and b"MemoryError" not in run["stderr"]:
+                return "killed", f"killed by {name} (crash; e.g. C stack overflow from deep recursion)"
+            if b"MemoryError" in run["stderr"]:
+                return "memory", f"killed by {name} after MemoryError"
+            return "killed", f"killed by {name}"
+        return None
+
+    def judge_function(self, job: dict) -> dict:
+        run = self.run_child(job, None)
+        events = run["events"]
+        total = int(job["n_tests"])
+        ok_ids = {ev["i"] for ev in events if ev.get("e") == "t" and ev.get("ok") == 1}
+        fails = [ev for ev in events if ev.get("e") == "t" and ev.get("ok") == 0]
+        fail_ids = {ev["i"] for ev in fails}
+        passed = len(ok_ids - fail_ids)
+        res = {"passed_tests": passed, "total_tests": total, "runtime_s": run["wall"]}
+        final = {ev.get("e"): ev for ev in events if ev.get("e") in ("load", "loaded", "abort", "end")}
+        first_fail = fails[0] if fails else None
+        if "load" in final:
+            ev = final["load"]
+            if ev["k"] == "exit":
+                return {**res, "status": "failed",
+                        "detail": f"program exited before the tests ran ({ev['m']})"}
+            return {**res, "status": "memory" if ev["k"] == "memory" else "error",
+                    "detail": f"program failed to load: {ev['m']}"}
+        if "end" in final:
+            end = final["end"]
+            if set(end["ok"]) != ok_ids or set(end["fail"]) != fail_ids:
+                return {**res, "status": "failed", "detail": "test records inconsistent (tampering?)"}
+            if not fail_ids and passed == total:
+                return {**res, "status": "passed", "detail": ""}
+            if first_fail is not None:
+                return {**res, **self._test_failure(first_fail, total)}
+            return {**res, "status": "failed", "detail": f"only {passed} of {total} tests ran"}
+        if first_fail is not None:  # the verdict was already 'not passed' when the run stopped
+            return {**res, **self._test_failure(first_fail, total)}
+        if "abort" in final:
+            ev = final["abort"]
+            status = "memory" if ev["k"] == "memory" else "failed"
+            return {**res, "status": status, "detail": f"tests stopped: {ev['m']}"}
+        bad = self._abnormal(run)
+        if bad is not None:
+            return {**res, "status": bad[0], "detail": bad[1] + self._stage(final, passed, total)}
+        code = os.WEXITSTATUS(run["wstatus"]) if os.WIFEXITED(run["wstatus"]) else -1
+        return {**res, "status": "failed",
+                "detail": f"process exited (code {code}) before the tests finished"
+                          + self._stage(final, passed, total)}
+
+    @staticmethod
+    def _stage(final: dict, passed: int, total: int) -> str:
+        if "loaded" not in final:
+            return " while loading the program"
+        return f" after {passed} of {total} tests passed"
+
+    @staticmethod
+    def _test_failure(ev: dict, total: int) -> dict:
+        status = "memory" if ev.get("k") == "memory" else "failed"
+        return {"status": status, "detail": f"test {ev['i'] + 1}/{total}: {ev.get('m', '')}"}
+
+    def put_tests(self, key: str, tests: list) -> None:
+        # The pool mirrors this first-in-first-out cache to know what it must send again.
+        self.tests[key] = tests
+        while len(self.tests) > TESTS_CACHE:
+            del self.tests[next(iter(self.tests))]
+
+    def judge_stdio(self, job: dict) -> dict:
+        tests = self.tests[job["tests_key"]]
+        tol = float(job.get("float_tol", 1e-5))
+        passed, first, wall = 0, None, 0.0
+        for i, t in enumerate(tests):
+            run = self.run_child(job, t.get("input", ""))
+            wall += run["wall"]
+            outcome = self._stdio_outcome(run, t.get("output", ""), tol)
+            if outcome is None:
+                passed += 1
+            elif first is None:
+                first = (i, outcome)
+                if job.get("stop_on_fail"):
+                    break
+        res = {"passed_tests": passed, "total_tests": len(tests), "runtime_s": wall}
+        if first is None:
+            return {**res, "status": "passed", "detail": ""}
+        i, (status, detail) = first
+        return {**res, "status": status, "detail": f"test {i + 1}/{len(tests)}: {detail}"}
+
+    def _stdio_outcome(self, run: dict, expected: str, tol: float) -> tuple[str, str] | None:
+        bad = self._abnormal(run)
+        ends = [ev for ev in run["events"] if ev.get("e") == "end"]
+        if bad is not None and not ends:
+            return bad
+        if ends and ends[-1].get("k") == "memory":
+            return "memory", "MemoryError"
+        wst = run["wstatus"]
+        code = os.WEXITSTATUS(wst) if os.WIFEXITED(wst) else -1
+        if code != 0:
+            tail = run["stderr"].decode("utf-8", "replace").strip().splitlines()
+            return "error", f"exit code {code}" + (f": {tail[-1][:300]}" if tail else "")
+        got = run["stdout"].decode("utf-8", "replace")
+        if outputs_match(got, expected, tol):
+            return None
+        return "failed", f"wrong answer (got {got[:80]!r}, expected {expected[:80]!r})"
+
+
+def main() -> None:
+    cfg = json.loads(sys.argv[1])
+    rfd, wfd = os.dup(0), os.dup(1)
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.close(null)
+    # A pool that goes away (even by SIGKILL) takes us with it via PDEATHSIG; SIGTERM/SIGINT
+    # from the terminal go to the pool, which closes us in order.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    worker = Worker(cfg)
+    worker.setup()
+    send(wfd, {"hello": True, "pid": os.getpid(), "isolation": worker.isolation()})
+    try:
+        while True:
+            try:
+                msg = recv(rfd)
+            except EOFError:
+                break
+            op = msg.get("op")
+            if op == "run":
+                try:
+                    reply = worker.handle(msg["job"])
+                except Exception as exc:  # a bug in the harness, not the program's doing
+                    reply = {"status": "error", "detail": f"sandbox error: {_short_exc(exc)}",
+                             "passed_tests": 0, "total_tests": int(msg["job"].get("n_tests", 0)),
+                             "runtime_s": 0.0}
+                send(wfd, reply)
+            elif op == "put_tests":
+                worker.put_tests(msg["key"], msg["tests"])
+            elif op == "stats":
+                send(wfd, {"fds": len(os.listdir("/proc/self/fd")), "runs": worker.runs,
+                           "sweeps": worker.sweeps, "children": worker._children_left(),
+                           "pid": os.getpid()})
+            elif op == "exit":
+                break
+    finally:
+        if worker.uid is not None:
+            worker._kill_uid()
+        shutil.rmtree(worker.base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,383 @@
+"""The pool of warm sandbox workers, and `execute_samples` on top of it.
+
+Workers are fresh ``python -I`` processes running `_worker.py` (stdlib only), never forks of this
+process: forking from a parent that has imported torch costs 19-59 ms a fork. One thread per
+worker feeds it jobs; results come back to the calling thread, which calls `on_result` in the
+order executions finish and returns the results in input order. A worker that dies or stops
+answering is replaced; the job it held is run once more on the new worker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import json
+import os
+import queue
+import select
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from codeloop.console import progress_bar, warn
+from codeloop.errors import MissingDependency, UserError
+from codeloop.execution import _worker
+from codeloop.execution.config import ExecConfig
+from codeloop.execution.judges import build_job, program_for
+from codeloop.records import Problem, Result, Sample
+
+WORKER_SCRIPT = Path(_worker.__file__).resolve()
+_UID_LOCK_DIR = Path("/tmp/codeloop-sandbox-uids")
+_UID_SLOTS = 4096
+_START_TIMEOUT_S = 60.0
+_SLACK_S = 30.0  # how much longer than its own limits a job may take before its worker is replaced
+
+
+class WorkerDied(RuntimeError):
+    pass
+
+
+def _claim_uid(base: int) -> tuple[int, int]:
+    """Lock a uid slot for one worker's lifetime, across every codeloop process on this machine.
+
+    The lock is an flock on a file whose descriptor the worker inherits: it is released when the
+    worker dies, however it dies. Two pools must never share a uid (a kill(-1) sweep as that uid
+    would hit the other pool's executions)."""
+    _UID_LOCK_DIR.mkdir(mode=0o755, exist_ok=True)
+    for slot in range(_UID_SLOTS):
+        fd = os.open(_UID_LOCK_DIR / f"{base + slot}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return base + slot, fd
+    raise RuntimeError(f"no free sandbox uid in {base}..{base + _UID_SLOTS - 1}")
+
+
+class _WorkerHandle:
+    def __init__(self, config: ExecConfig):
+        self.config = config
+        self.proc: subprocess.Popen | None = None
+        self.isolation: dict[str, Any] = {}
+        self._tests_sent: dict[str, None] = {}  # mirrors the worker's FIFO cache of io tests
+        self.restarts = -1
+
+    def start(self) -> None:
+        self.restarts += 1
+        cfg = self.config.worker_config()
+        cfg["parent_pid"] = os.getpid()
+        lock_fd = None
+        if os.geteuid() == 0:
+            cfg["uid"], lock_fd = _claim_uid(self.config.uid_base)
+        args = [sys.executable, "-I"] + ([] if self.config.site_packages else ["-S"])
+        args += [str(WORKER_SCRIPT), json.dumps(cfg)]
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
+        try:
+            self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+                                         pass_fds=(lock_fd,) if lock_fd is not None else (), close_fds=True,
+                                         cwd="/")
+        finally:
+            if lock_fd is not None:
+                os.close(lock_fd)  # the worker holds the lock now
+        self._tests_sent.clear()
+        hello = self._recv(_START_TIMEOUT_S)
+        self.isolation = hello["isolation"]
+
+    # -- framing ---------------------------------------------------------------------------------
+    def _send(self, obj: dict) -> None:
+        data = json.dumps(obj).encode()
+        try:
+            self.proc.stdin.write(struct.pack(">I", len(data)) + data)  # type: ignore[union-attr]
+            self.proc.stdin.flush()  # type: ignore[union-attr]
+        except (BrokenPipeError, OSError, ValueError) as exc:
+            raise WorkerDied(f"cannot write to the worker: {exc}") from None
+
+    def _read(self, n: int, deadline: float) -> bytes:
+        fd = self.proc.stdout.fileno()  # type: ignore[union-attr]
+        buf = bytearray()
+        while len(buf) < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise WorkerDied("the worker did not answer in time")
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(fd, n - len(buf))
+            if not chunk:
+                raise WorkerDied("the worker exited")
+            buf.extend(chunk)
+        return bytes(buf)
+
+    def _recv(self, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        (n,) = struct.unpack(">I", self._read(4, deadline))
+        return json.loads(self._read(n, deadline))
+
+    # -- calls -----------------------------------------------------------------------------------
+    def run(self, job: dict, tests: list | None) -> dict:
+        if job["kind"] == "stdio":
+            key = job["tests_key"]
+            if key not in self._tests_sent:
+                self._send({"op": "put_tests", "key": key, "tests": tests})
+                self._tests_sent[key] = None
+                while len(self._tests_sent) > _worker.TESTS_CACHE:
+                    del self._tests_sent[next(iter(self._tests_sent))]
+            budget = (job["timeout_s"] + 0.5) * max(1, job["n_tests"]) + _SLACK_S
+        else:
+            budget = job["timeout_s"] + _SLACK_S
+        self._send({"op": "run", "job": job})
+        return self._recv(budget)
+
+    def stats(self) -> dict:
+        self._send({"op": "stats"})
+        return self._recv(10.0)
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            for stream in (self.proc.stdin, self.proc.stdout):
+                try:
+                    stream.close()  # type: ignore[union-attr]
+                except OSError:
+                    pass
+            self.proc = None
+
+    def close(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            self._send({"op": "exit"})
+            self.proc.stdin.close()  # type: ignore[union-attr]
+            self.proc.wait(timeout=10)
+            self.proc.stdout.close()  # type: ignore[union-attr]
+            self.proc = None
+        except (WorkerDied, subprocess.TimeoutExpired, OSError):
+            self.kill()
+
+
+class ExecutionPool:
+    """Warm sandbox workers; a context manager, reusable across calls of `run_jobs`/`execute_samples`."""
+
+    def __init__(self, config: ExecConfig | None = None):
+        self.config = config or ExecConfig()
+        self.config.validate()
+        self._workers = [_WorkerHandle(self.config) for _ in range(self.config.workers)]
+        self._started = False
+        self._lock = threading.Lock()
+
+    def start(self) -> "ExecutionPool":
+        with self._lock:
+            if not self._started:
+                for w in self._workers:
+                    w.start()
+                self._started = True
+        return self
+
+    def __enter__(self) -> "ExecutionPool":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            for w in self._workers:
+                w.close()
+            self._started = False
+
+    @property
+    def isolation(self) -> dict[str, Any]:
+        """What the sandbox could put in place on this machine (level 'full' or 'weak', notes)."""
+        self.start()
+        return self._workers[0].isolation
+
+    @property
+    def restarts(self) -> int:
+        return sum(max(0, w.restarts) for w in self._workers)
+
+    def worker_pids(self) -> list[int]:
+        return [w.proc.pid for w in self._workers if w.proc is not None]
+
+    def stats(self) -> list[dict]:
+        """Per worker: open fds, runs, sweeps of escaped processes, children left (for leak checks)."""
+        self.start()
+        return [w.stats() for w in self._workers]
+
+    def _run_on(self, w: _WorkerHandle, job: dict, tests: list | None) -> dict:
+        for attempt in (1, 2):
+            try:
+                if w.proc is None or w.proc.poll() is not None:
+                    w.kill()
+                    w.start()
+                return w.run(job, tests)
+            except WorkerDied as exc:
+                w.kill()
+                if attempt == 2:
+                    return {"status": "killed", "detail": f"sandbox worker lost twice ({exc})",
+                            "passed_tests": 0, "total_tests": job.get("n_tests", 0), "runtime_s": 0.0}
+        raise AssertionError("unreachable")
+
+    def run_jobs(self, jobs: list[dict], tests: dict[str, list] | None = None,
+                 on_done: Callable[[int, dict], None] | None = None) -> list[dict]:
+        """Run worker jobs (see judges.build_job); results in input order, `on_done(i, r)` as each ends."""
+        self.start()
+        tests = tests or {}
+        todo: queue.SimpleQueue = queue.SimpleQueue()
+        for i, job in enumerate(jobs):
+            todo.put((i, job))
+        done: queue.SimpleQueue = queue.SimpleQueue()
+        n_threads = min(len(self._workers), len(jobs))
+        for _ in range(n_threads):
+            todo.put(None)
+
+        def feed(w: _WorkerHandle) -> None:
+            while True:
+                item = todo.get()
+                if item is None:
+                    done.put(None)
+                    return
+                i, job = item
+                try:
+                    res = self._run_on(w, job, tests.get(job.get("tests_key", "")))
+                except BaseException as exc:  # never leave the caller waiting
+                    res = {"status": "error", "detail": f"sandbox error: {exc!r}"[:300], "passed_tests": 0,
+                           "total_tests": job.get("n_tests", 0), "runtime_s": 0.0}
+                done.put((i, res))
+
+        threads = [threading.Thread(target=feed, args=(w,), daemon=True) for w in self._workers[:n_threads]]
+        for t in threads:
+            t.start()
+        out: list[dict | None] = [None] * len(jobs)
+        finished = 0
+        while finished < n_threads:
+            item = done.get()
+            if item is None:
+                finished += 1
+                continue
+            i, res = item
+            out[i] = res
+            if on_done is not None:
+                on_done(i, res)
+        for t in threads:
+            t.join()
+        return out  # type: ignore[return-value]
+
+
+def _as_dict(problems: dict[str, Problem] | list[Problem] | Iterable[Problem]) -> dict[str, Problem]:
+    if isinstance(problems, dict):
+        return problems
+    return {p.task_id: p for p in problems}
+
+
+def _isolation_note(iso: dict[str, Any]) -> str | None:
+    if iso.get("level") == "full":
+        return None
+    return "weak: " + "; ".join(iso.get("notes", []))
+
+
+def execute_samples(problems: dict[str, Problem] | list[Problem], samples: Iterable[Sample],
+                    config: ExecConfig | None = None, on_result: Callable[[Result], None] | None = None,
+                    progress: bool = True, pool: ExecutionPool | None = None) -> list[Result]:
+    """Run every sample against its problem's tests in the sandbox; Results in input order.
+
+    `on_result` is called (in this thread) as each execution finishes, for resumable appends.
+    `pool`: a started or unstarted ExecutionPool to reuse (its config wins); else one is made and
+    closed here.
+    """
+    config = pool.config if pool is not None else (config or ExecConfig())
+    config.validate()
+    by_id = _as_dict(problems)
+    samples = list(samples)
+    if config.executor != "local":
+        return _execute_ray(by_id, samples, config, on_result)
+    cache: dict[str, Any] = {}
+    jobs, programs = [], []
+    for s in samples:
+        problem = by_id.get(s.task_id)
+        if problem is None:
+            raise UserError(f"sample {s.sample_id} is for task '{s.task_id}', which is not in the problem set",
+                            "--samples")
+        program = program_for(problem, s)
+        programs.append(program)
+        jobs.append(build_job(problem, program, config, cache))
+    tests = {k: v for k, v in cache.items() if isinstance(v, list)}
+    results: list[Result | None] = [None] * len(samples)
+    own_pool = pool is None
+    pool = pool or ExecutionPool(config)
+    try:
+        note = _isolation_note(pool.isolation) if samples else None
+        if note:
+            warn(f"sandbox isolation is weaker on this machine: {note}")
+        with progress_bar("execute", len(samples)) if progress else _nullbar() as advance:
+            def done(i: int, res: dict) -> None:
+                r = _result(samples[i], programs[i], res, note)
+                results[i] = r
+                if on_result is not None:
+                    on_result(r)
+                advance()
+
+            pool.run_jobs(jobs, tests, done)
+    finally:
+        if own_pool:
+            pool.close()
+    return results  # type: ignore[return-value]
+
+
+class _nullbar:
+    def __enter__(self) -> Callable[..., None]:
+        return lambda n=1: None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _result(sample: Sample, program: str, res: dict, note: str | None) -> Result:
+    data = {f.name: getattr(sample, f.name) for f in dataclasses.fields(Sample)}
+    data["extra"] = dict(sample.extra)
+    if note:
+        data["extra"]["isolation"] = note
+    data["code"] = program
+    return Result(**data, status=res["status"], passed_tests=int(res.get("passed_tests", 0)),
+                  total_tests=int(res.get("total_tests", 0)), runtime_s=round(float(res.get("runtime_s", 0.0)), 6),
+                  detail=str(res.get("detail", "")))
+
+
+def _execute_ray(problems: dict[str, Problem], samples: list[Sample], config: ExecConfig,
+                 on_result: Callable[[Result], None] | None) -> list[Result]:
+    """Spread samples over a Ray cluster: each task runs a local pool on its node."""
+    try:
+        import ray
+    except ImportError:
+        raise MissingDependency("the ray executor", "ray", "ray") from None
+    address = config.executor.partition(":")[2] or None
+    if not ray.is_initialized():
+        ray.init(address=address, ignore_reinit_error=True)
+    local = dataclasses.replace(config, executor="local")
+
+    @ray.remote(num_cpus=local.workers)
+    def run_chunk(chunk_problems: dict, chunk: list) -> list:
+        return execute_samples(chunk_problems, chunk, local, progress=False)
+
+    size = max(1, 64 * local.workers)
+    refs, spans = [], []
+    for start in range(0, len(samples), size):
+        chunk = samples[start:start + size]
+        refs.append(run_chunk.remote({s.task_id: problems[s.task_id] for s in chunk}, chunk))
+        spans.append(start)
+    out: list[Result | None] = [None] * len(samples)
+    pending = dict(zip(refs, spans))
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        for ref in ready:
+            start = pending.pop(ref)
+            for j, r in enumerate(ray.get(ref)):
+                out[start + j] = r
+                if on_result is not None:
+                    on_result(r)
+    return out  # type: ignore[return-value]
