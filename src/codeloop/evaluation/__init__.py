@@ -1,0 +1,1 @@
+"""pass@k evaluation on benchmarks; comparison of two evaluations."""

@@ -1,0 +1,191 @@
+"""`codeloop eval`: sample -> execute -> pass@k, as two resumable stages of a run directory.
+
+    OUT/
+      samples/   stage: Sample records (resumes by (task_id, sample_id))
+      results/   stage: Result records
+      per_problem.jsonl  n, c, pass@k per problem
+      metrics.json       pass@k (mean), status breakdown, tokens, wall time, config
+      eval.html + eval.png   a paper-style table and a bar chart
+
+Benchmark conventions: HumanEval/MBPP/easy use the completion prompt of the problem (MBPP's holds
+the task text and one test); stdin/stdout sets (APPS, CodeContests) ask for a full program that
+reads standard input. Greedy pass@1 is the default (temperature 0, n 1).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from codeloop.console import summary
+from codeloop.errors import UserError
+from codeloop.execution import ExecConfig, execute_samples
+from codeloop.execution.passk import passk_table
+from codeloop.generation import GenerationParams, generate
+from codeloop.rundir import RunDir, StageDir
+from codeloop.problems import load_problems
+from codeloop.records import Problem, Result, Sample, atomic_write_text, from_dict, write_jsonl
+
+# Default split per benchmark: evaluate on held-out problems unless told otherwise.
+DEFAULT_SPLITS = {"easy": "test", "mbpp": "test"}
+
+
+@dataclass
+class EvalConfig:
+    benchmark: str = "humaneval"
+    model: str = "default"
+    adapter: str | None = None
+    backend: str = "hf"
+    base_url: str | None = None  # the openai backend's server
+    split: str | None = None
+    limit: int | None = None
+    n: int = 1
+    ks: list[int] = field(default_factory=lambda: [1])
+    temperature: float = 0.0
+    top_p: float = 0.95
+    top_k: int = 0
+    max_new_tokens: int = 384
+    batch_size: int = 8
+    seed: int = 0
+    workers: int | None = None
+    timeout_s: float = 10.0
+    memory_mb: int = 1024
+
+    def validate(self) -> None:
+        if self.n < 1:
+            raise UserError("must be at least 1", "-n")
+        if any(k < 1 for k in self.ks):
+            raise UserError("every k must be at least 1", "--k")
+        if self.temperature == 0 and self.n > 1:
+            raise UserError("greedy decoding (temperature 0) gives n identical samples; "
+                            "set --temperature > 0 for n > 1", "--temperature")
+        if max(self.ks) > self.n:
+            raise UserError(f"k={max(self.ks)} needs at least that many samples per problem (-n {self.n})",
+                            "--k")
+
+    def resolved_split(self) -> str | None:
+        name = self.benchmark.partition(":")[0]
+        return self.split if self.split is not None else DEFAULT_SPLITS.get(name)
+
+    def exec_config(self) -> ExecConfig:
+        return ExecConfig(timeout_s=self.timeout_s, memory_mb=self.memory_mb,
+                          **({"workers": self.workers} if self.workers else {}))
+
+    def generation_params(self) -> GenerationParams:
+        return GenerationParams(n=self.n, temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
+                                max_new_tokens=self.max_new_tokens, seed=self.seed,
+                                batch_size=self.batch_size)
+
+
+@dataclass
+class EvalSummary:
+    out_dir: Path
+    metrics: dict[str, Any]
+
+    @property
+    def passk(self) -> dict[str, float]:
+        return self.metrics["pass@k"]
+
+
+def _key(rec: dict[str, Any]) -> tuple[str, int]:
+    return (str(rec["task_id"]), int(rec.get("sample_id", 0)))
+
+
+def sample_into(stage: StageDir, problems: list[Problem], params: GenerationParams, model: str = "default",
+                backend: str = "hf", adapter: str | None = None, extra_config: dict[str, Any] | None = None,
+                generator: Any = None, backend_options: dict[str, Any] | None = None) -> list[Sample]:
+    """Resumable sampling stage: n samples per problem, appended as they are made.
+
+    `generator`: an already-loaded generator to reuse (then `model`/`adapter` only label the stage).
+    """
+    stage_cfg = {"problems": [p.task_id for p in problems], "model": model, "adapter": adapter,
+                 "backend": backend, "params": asdict(params), **(extra_config or {})}
+    state = stage.open(stage_cfg)
+    if state.status != "done":
+        # A problem's n samples are generated together; one killed part-way is generated again and
+        # its already-written samples win on read (same keys), so nothing is duplicated.
+        have = Counter(t for t, _ in stage.done_keys())
+        todo = [p for p in problems if have[p.task_id] < params.n]
+        t0 = time.time()
+        with stage.writer() as out:
+            if todo:
+                generate(todo, params, model=model, backend=backend, adapter=adapter, on_sample=out.write,
+                         generator=generator, **(backend_options or {}))
+        stage.finish({"samples": len(stage.records()), "wall_s": time.time() - t0 + _prev_wall(stage)})
+    return [from_dict(Sample, r) for r in stage.records()]
+
+
+def _prev_wall(stage: StageDir) -> float:
+    return float(stage.metrics().get("wall_s", 0.0))
+
+
+def execute_into(stage: StageDir, problems: list[Problem], samples: list[Sample], exec_cfg: ExecConfig,
+                 inputs_hash: str | None = None) -> list[Result]:
+    """Resumable execution stage: one Result per Sample, appended as each finishes."""
+    state = stage.open({"inputs_hash": inputs_hash, "exec": asdict(exec_cfg)})
+    if state.status != "done":
+        done = stage.done_keys()
+        todo = [s for s in samples if (s.task_id, s.sample_id) not in done]
+        t0 = time.time()
+        with stage.writer() as out:
+            execute_samples(problems, todo, exec_cfg, on_result=out.write)
+        stage.finish({"results": len(stage.records()), "wall_s": time.time() - t0 + _prev_wall(stage)})
+    return [from_dict(Result, r) for r in stage.records()]
+
+
+def evaluate(cfg: EvalConfig, out_dir: str | Path, generator: Any = None, problems: list[Problem] | None = None,
+             write_page: bool = True) -> EvalSummary:
+    """Run (or resume) an evaluation into `out_dir`; `generator` may be an already-loaded model."""
+    cfg.validate()
+    out = Path(out_dir)
+    run = RunDir(out)
+    if problems is None:
+        problems = load_problems(cfg.benchmark, split=cfg.resolved_split(), limit=cfg.limit)
+    if not problems:
+        raise UserError(f"no problems in {cfg.benchmark}" + (f" split {cfg.resolved_split()}" if cfg.split else ""),
+                        "--benchmark")
+    samples = sample_into(run.stage("samples", key=_key), problems, cfg.generation_params(),
+                          model=cfg.model, backend=cfg.backend, adapter=cfg.adapter, generator=generator,
+                          extra_config={"benchmark": cfg.benchmark, "split": cfg.resolved_split()},
+                          backend_options={"base_url": cfg.base_url} if cfg.base_url else None)
+    results = execute_into(run.stage("results", key=_key), problems, samples, cfg.exec_config(),
+                           inputs_hash=run.stage("samples").done_hash())
+    rank = {p.task_id: i for i, p in enumerate(problems)}
+    results.sort(key=lambda r: (rank.get(r.task_id, len(rank)), r.sample_id))  # problem order, not finish order
+    metrics = summarize(cfg, problems, results, run)
+    per_problem = metrics.pop("_per_problem")
+    write_jsonl(out / "per_problem.jsonl", [{"task_id": p.task_id, **per_problem[p.task_id]}
+                                            for p in problems if p.task_id in per_problem])
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    if write_page:
+        from codeloop.evaluation.page import write_eval_page
+
+        write_eval_page(out, metrics, results)
+    return EvalSummary(out, metrics)
+
+
+def summarize(cfg: EvalConfig, problems: list[Problem], results: list[Result], run: RunDir) -> dict[str, Any]:
+    table = passk_table(results, cfg.ks)
+    statuses = Counter(r.status for r in results)
+    tokens = sum(r.n_tokens or 0 for r in results)
+    return {
+        "benchmark": cfg.benchmark, "split": cfg.resolved_split(), "model": cfg.model, "adapter": cfg.adapter,
+        "n_problems": len(problems), "n_samples": len(results),
+        "pass@k": table["mean"], "status": dict(sorted(statuses.items())),
+        "tokens": tokens,
+        "wall_s": {"sample": run.stage("samples").metrics().get("wall_s"),
+                   "execute": run.stage("results").metrics().get("wall_s")},
+        "config": asdict(cfg),
+        "_per_problem": table["per_problem"],
+    }
+
+
+def print_summary(s: EvalSummary) -> None:
+    m = s.metrics
+    ks = ", ".join(f"{k}={v:.3f}" for k, v in m["pass@k"].items())
+    st = ", ".join(f"{k} {v}" for k, v in m["status"].items())
+    summary(f"{m['benchmark']}: {ks} over {m['n_problems']} problems ({st}) -> {s.out_dir}")

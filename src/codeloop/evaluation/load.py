@@ -1,0 +1,27 @@
+"""Reading the results of an earlier evaluation (a run folder or a results JSONL)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from codeloop.errors import UserError
+from codeloop.rundir import StageDir
+from codeloop.records import read_jsonl
+
+
+def load_eval_results(path: str | Path) -> list[dict[str, Any]]:
+    """Results of an eval folder (OUT/results stage) or a Result JSONL file; each needs task_id, status."""
+    p = Path(path)
+    if p.is_dir():
+        stage_dir = p / "results" if (p / "results").is_dir() else p
+        rows = StageDir(stage_dir).records()
+        if not rows:
+            raise UserError("no results found (expected an eval output folder or a results JSONL)", str(p))
+    else:
+        rows = read_jsonl(p)
+    for i, r in enumerate(rows, 1):
+        for fld in ("task_id", "status"):
+            if fld not in r:
+                raise UserError(f"record {i} has no '{fld}' field", str(p))
+    return rows
