@@ -1,0 +1,325 @@
+"""Recipe stages for CodeACT (CDAS data selection + Dynamic Pack), registered on import.
+
+- ``sft_data``: instruction/response SFT records from a problem set's reference solutions.
+- ``select``: CDAS / ifd-only / random selection of an earlier stage's records.
+- ``train_sft_profiled``: the ``train_sft`` stage plus the training's peak memory, and the
+  Dynamic Pack row layout as an option (``next-fit``, the paper's, by default).
+- ``cdas_table``: pass@1, training time and peak memory side by side (the paper's Table I).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import re
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from codeloop.errors import UserError
+from codeloop.pipeline.stages import StageContext, TrainStageConfig, stage_type
+from codeloop.records import atomic_write_text, write_jsonl
+
+# -- sft_data ---------------------------------------------------------------------------------------
+
+INSTRUCTION_SOURCES = ("auto", "description", "prompt")
+
+
+@dataclass
+class SFTDataStageConfig:
+    problems: str = "easy"
+    split: str | None = "train"
+    limit: int | None = None
+    instruction: str = "auto"  # auto: the description when there is one, else the prompt
+
+    def check(self, where: str) -> None:
+        if self.instruction not in INSTRUCTION_SOURCES:
+            raise UserError(f"must be one of {', '.join(INSTRUCTION_SOURCES)}, got {self.instruction!r}",
+                            f"{where}.instruction")
+
+
+def problem_sft_record(problem: Any, instruction: str = "auto") -> dict[str, Any] | None:
+    """One record per problem with a reference solution, None without one.
+
+    ``instruction``/``response`` are what CDAS embeds and scores: the task in words and the whole
+    reference program. ``prompt``/``completion`` are what training sees, in the evaluation's
+    completion format (the problem's prompt, continued by the reference solution), so the tuned
+    model is asked the way it is evaluated.
+    """
+    solution = problem.canonical_solution or ""
+    if not solution.strip():
+        return None
+    if instruction == "prompt" or (instruction == "auto" and not (problem.description or "").strip()):
+        text = problem.prompt
+    else:
+        text = problem.description
+    program = solution if problem.kind == "stdio" else problem.prompt + solution
+    return {"task_id": problem.task_id, "source": problem.source, "instruction": text.strip(),
+            "response": program, "prompt": problem.prompt, "completion": solution}
+
+
+@stage_type("sft_data", SFTDataStageConfig,
+            "instruction/response SFT records from a problem set's reference solutions (writes sft.jsonl)")
+def run_sft_data(ctx: StageContext, cfg: SFTDataStageConfig) -> dict[str, Any]:
+    from codeloop.problems import load_problems
+
+    problems = load_problems(cfg.problems, split=cfg.split, limit=cfg.limit)
+    records = [r for r in (problem_sft_record(p, cfg.instruction) for p in problems) if r is not None]
+    if not records:
+        raise UserError(f"none of the {len(problems)} problems of '{cfg.problems}' has a reference solution "
+                        "(canonical_solution)", f"stages.{ctx.name}.problems")
+    write_jsonl(ctx.stage.path / "sft.jsonl", records)
+    return {"problems": len(problems), "records": len(records), "no_solution": len(problems) - len(records)}
+
+
+# -- select -----------------------------------------------------------------------------------------
+
+@dataclass
+class SelectStageConfig:
+    input: str = ""  # the stage whose records to select from
+    file: str = "sft.jsonl"
+    method: str = "cdas"  # cdas | ifd-only | random
+    ratio: float = 0.4
+    clusters: int = 10
+    size: int | None = None  # random / ifd-only: exactly this many
+    size_from: str | None = None  # random / ifd-only: as many as that earlier select stage kept
+    rounding: str = "floor"
+    seed: int | None = None
+    n_init: int = 10
+    embedder: str = "default"
+    instruction_field: str | None = None
+    response_field: str | None = None
+    batch_size: int = 8
+    max_length: int | None = 1024
+    model: str | None = None  # the model to be tuned (default: the recipe's)
+
+    def check(self, where: str) -> None:
+        if not self.input:
+            raise UserError("missing required key 'input' (the stage whose records to select from)",
+                            f"{where}.input")
+        if self.size is not None and self.size_from:
+            raise UserError("set size or size_from, not both", f"{where}.size_from")
+        try:
+            self.method_config(0, self.size if self.size is not None else (0 if self.size_from else None)).validate()
+        except UserError as exc:
+            key = (exc.where or "").lstrip("-").replace("-", "_")
+            raise UserError(exc.message, f"{where}.{key}") from None
+
+    def method_config(self, seed: int, size: int | None) -> Any:
+        from codeloop.methods.cdas import CDASConfig
+
+        return CDASConfig(method=self.method, ratio=self.ratio, clusters=self.clusters, size=size,
+                          rounding=self.rounding, seed=seed, n_init=self.n_init, embedder=self.embedder,
+                          batch_size=self.batch_size, max_length=self.max_length)
+
+
+def _release_models() -> None:
+    """Free the scoring model and the embedder so later stages' memory figures don't carry them."""
+    from codeloop.scoring import load_embedder
+
+    load_embedder.cache_clear()
+    gc.collect()
+
+
+@stage_type("select", SelectStageConfig,
+            "CDAS (k-means + top IFD per cluster), ifd-only or random selection -> sft.jsonl, stats, plots")
+def run_select(ctx: StageContext, cfg: SelectStageConfig) -> dict[str, Any]:
+    from codeloop.methods import cdas
+
+    size = cfg.size
+    if cfg.size_from:
+        stats_file = ctx.output_file(cfg.size_from, "stats.json")
+        size = int(json.loads(stats_file.read_text())["kept"])
+    config = cfg.method_config(ctx.seed(cfg.seed), size)
+    path = ctx.output_file(cfg.input, cfg.file)
+    data = cdas.read_instruction_jsonl(path, cfg.instruction_field, cfg.response_field)
+    model_name = ctx.model(cfg.model)
+    lm = tok = None
+    try:
+        if config.needs_model:
+            from codeloop.models import load_model
+
+            lm, tok = load_model(model_name)
+        result = cdas.select_records(data, config, lm, tok, model_name=model_name if lm is not None else "")
+    finally:
+        del lm, tok
+        _release_models()
+    out = ctx.stage.path / "sft.jsonl"
+    cdas.write_selection(result, out, ctx.stage.path / "stats.json")
+    cdas.plot_ifd_histogram(result, ctx.stage.path / "ifd_hist.png")
+    cdas.plot_clusters(result, ctx.stage.path / "clusters.png")
+    s = result.stats
+    metrics = {k: s[k] for k in ("method", "n_input", "kept", "kept_fraction", "dropped_ifd_ge_1", "dropped_failed",
+                                 "not_selected")}
+    for k in ("k_used", "k_requested", "k_note", "ifd_median", "ifd_median_kept"):
+        if s.get(k) not in (None, ""):
+            metrics[k] = s[k]
+    return metrics
+
+
+# -- train_sft_profiled --------------------------------------------------------------------------
+
+def _rss_kb(key: str) -> int | None:
+    try:
+        m = re.search(rf"^{key}:\s+(\d+)\s+kB", Path("/proc/self/status").read_text(), re.M)
+    except OSError:
+        return None
+    return int(m.group(1)) if m else None
+
+
+def _torch_if_loaded() -> Any:
+    """torch when something already imported it (measuring memory should not import it)."""
+    return sys.modules.get("torch")
+
+
+class PeakMemory:
+    """Peak resident memory of this process over a block (and peak CUDA memory when on a GPU).
+
+    Linux: the kernel's high-water mark (VmHWM) is reset on entry by writing 5 to
+    /proc/self/clear_refs, so the figure is this block's own peak, not the process's lifetime
+    peak. Where that is refused, a thread samples VmRSS every 20 ms instead (can miss short spikes).
+    """
+
+    def __init__(self) -> None:
+        self.before_mb: float | None = None
+        self.peak_mb: float | None = None
+        self.cuda_peak_mb: float | None = None
+        self.method = "none"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._sampled = 0
+
+    def __enter__(self) -> "PeakMemory":
+        gc.collect()
+        rss = _rss_kb("VmRSS")
+        self.before_mb = rss / 1024 if rss is not None else None
+        try:
+            Path("/proc/self/clear_refs").write_text("5")
+            self.method = "VmHWM"
+        except OSError:
+            if rss is not None:
+                self.method = "sampled"
+                self._thread = threading.Thread(target=self._sample, daemon=True)
+                self._thread.start()
+        torch = _torch_if_loaded()
+        if torch is not None and torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self._sampled = max(self._sampled, _rss_kb("VmRSS") or 0)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.method == "VmHWM":
+            hwm = _rss_kb("VmHWM")
+            self.peak_mb = hwm / 1024 if hwm is not None else None
+        elif self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self.peak_mb = max(self._sampled, _rss_kb("VmRSS") or 0) / 1024
+        torch = _torch_if_loaded()  # imported inside the block: its CUDA peak is the block's
+        if torch is not None and torch.cuda.is_available():
+            self.cuda_peak_mb = torch.cuda.max_memory_allocated() / 2**20
+
+    def metrics(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"peak_rss_mb": round(self.peak_mb, 1) if self.peak_mb is not None else None,
+                               "rss_before_mb": round(self.before_mb, 1) if self.before_mb is not None else None,
+                               "peak_rss_method": self.method}
+        if self.peak_mb is not None and self.before_mb is not None:
+            out["peak_rss_delta_mb"] = round(self.peak_mb - self.before_mb, 1)
+        if self.cuda_peak_mb is not None:
+            out["peak_cuda_mb"] = round(self.cuda_peak_mb, 1)
+        return out
+
+
+@dataclass
+class ProfiledTrainStageConfig(TrainStageConfig):
+    pack_layout: str = "next-fit"  # Dynamic Pack rows: next-fit (the paper) or balanced
+
+
+@stage_type("train_sft_profiled", ProfiledTrainStageConfig,
+            "train_sft plus training time and peak memory; Dynamic Pack layout selectable")
+def run_train_sft_profiled(ctx: StageContext, cfg: ProfiledTrainStageConfig) -> dict[str, Any]:
+    from codeloop import training
+
+    data = ctx.output_file(cfg.input, cfg.file or "sft.jsonl")
+    records = training.load_sft_records(str(data))
+    run_cfg = training.SFTRunConfig(
+        model=ctx.model(cfg.model), out_dir=str(ctx.stage.path), max_steps=cfg.max_steps, epochs=cfg.epochs,
+        learning_rate=cfg.learning_rate, per_device_batch_size=cfg.batch_size, grad_accum=cfg.grad_accum,
+        max_length=cfg.max_length, lora=cfg.lora, lora_r=cfg.lora_r, save_steps=cfg.save_steps,
+        seed=ctx.seed(cfg.seed), packing=cfg.packing, pack_layout=cfg.pack_layout)
+    with PeakMemory() as mem:
+        result = training.train_sft(records, run_cfg)
+    out = result.to_dict()
+    out.update(records=len(records), train_time_s=result.wall_time_s, packing=cfg.packing,
+               pack_layout=cfg.pack_layout)
+    if not result.skipped:
+        out.update(mem.metrics())
+        atomic_write_text(ctx.stage.path / "memory.json", json.dumps(mem.metrics(), indent=2) + "\n")
+    elif (ctx.stage.path / "memory.json").exists():
+        out.update(json.loads((ctx.stage.path / "memory.json").read_text()))
+    gc.collect()
+    return out
+
+
+# -- cdas_table ------------------------------------------------------------------------------------
+
+@dataclass
+class TableStageConfig:
+    rows: list[dict] = field(default_factory=list)  # [{label, train, eval}]
+    title: str = "CodeACT Table I at CPU scale"
+
+    def check(self, where: str) -> None:
+        if not self.rows:
+            raise UserError("needs at least one row {label, train, eval}", f"{where}.rows")
+        for i, row in enumerate(self.rows):
+            for key in ("label", "train", "eval"):
+                if not isinstance(row.get(key), str) or not row[key]:
+                    raise UserError(f"missing '{key}' (a string)", f"{where}.rows[{i}].{key}")
+            extra = set(row) - {"label", "train", "eval"}
+            if extra:
+                raise UserError(f"unknown key '{sorted(extra)[0]}' (keys: label, train, eval)", f"{where}.rows[{i}]")
+
+
+def _stage_metrics(ctx: StageContext, name: str) -> dict[str, Any]:
+    return json.loads(ctx.output_file(name, "metrics.json").read_text())
+
+
+def _fmt(x: Any, digits: int = 3) -> str:
+    if x is None:
+        return "—"
+    return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
+
+
+@stage_type("cdas_table", TableStageConfig,
+            "pass@1, training time and peak memory per (data, packing) variant -> table.md / table.json")
+def run_cdas_table(ctx: StageContext, cfg: TableStageConfig) -> dict[str, Any]:
+    rows = []
+    for row in cfg.rows:
+        tm, em = _stage_metrics(ctx, row["train"]), _stage_metrics(ctx, row["eval"])
+        metrics = tm.get("metrics") or {}
+        rows.append({"label": row["label"], "train": row["train"], "eval": row["eval"],
+                     "records": tm.get("records"), "steps": tm.get("steps"),
+                     "packing": tm.get("packing"), "pass@1": (em.get("pass@k") or {}).get("pass@1"),
+                     "train_time_s": tm.get("train_time_s", tm.get("wall_time_s")),
+                     "peak_rss_mb": tm.get("peak_rss_mb"), "peak_rss_delta_mb": tm.get("peak_rss_delta_mb"),
+                     "peak_cuda_mb": tm.get("peak_cuda_mb"), "padding_ratio": metrics.get("padding_ratio_avg"),
+                     "train_loss": metrics.get("train_loss")})
+    cols = [("variant", "label", 0), ("records", "records", 0), ("steps", "steps", 0), ("packing", "packing", 0),
+            ("pass@1", "pass@1", 3), ("train time s", "train_time_s", 1), ("peak RSS MB", "peak_rss_mb", 0),
+            ("peak RSS Δ MB", "peak_rss_delta_mb", 0), ("padding", "padding_ratio", 3), ("train loss", "train_loss", 3)]
+    if any(r["peak_cuda_mb"] is not None for r in rows):
+        cols.insert(8, ("peak CUDA MB", "peak_cuda_mb", 0))
+    md = [f"# {cfg.title}", "", "| " + " | ".join(c[0] for c in cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        md.append("| " + " | ".join(_fmt(r[k], d) if d else _fmt(r[k]) for _, k, d in cols) + " |")
+    atomic_write_text(ctx.stage.path / "table.md", "\n".join(md) + "\n")
+    atomic_write_text(ctx.stage.path / "table.json", json.dumps(rows, indent=2) + "\n")
+    scored = [r for r in rows if r["pass@1"] is not None]
+    best = max(scored, key=lambda r: r["pass@1"]) if scored else None
+    return {"rows": rows, "variants": len(rows), "best": best["label"] if best else None,
+            "best_pass@1": best["pass@1"] if best else None}
