@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/lintseq.py --limit 40 -s 5 --workers 2 \\
         --official /work/.mirror/upiterbarg+pylintseq/repo --official-python /tmp/official-venv/bin/python
 
---official PATH: a checkout of upiterbarg/pylintseq (its `src/` is put on sys.path; nothing of it is
-part of codeloop). --official-python: an interpreter with pylintseq's dependencies and pylint pinned
+--official PATH: a checkout (work tree) of upiterbarg/pylintseq, kept outside this repository (its
+`src/` is put on sys.path of the official run only; nothing of it is part of codeloop). --official-python: an interpreter with pylintseq's dependencies and pylint pinned
 as upstream (pylint==3.2.6 astroid==3.2.4 numpy pandas jsonlines tqdm joblib psutil). Without
 --official the comparison is skipped and only codeloop's figures are printed.
 
@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from codeloop.linting import LintConfig  # noqa: E402
 from codeloop.methods.lintseq import (  # noqa: E402
-    LintSeqOptions, canonical_program, linter_for, lintseq_records, parse_hunks, split_edits)
+    LintSeqOptions, canonical_program, linter_for, lintseq_records, parse_hunks)
 
 
 def load_programs(limit: int, mbpp: int) -> list[dict]:

@@ -338,6 +338,11 @@ class LintSeqOptions:
     indent_bias: float | None = 1.0
     max_steps: int | None = None  # the official code stops after 512 deletions
 
+    def __post_init__(self) -> None:
+        if self.indent not in ("auto", "official"):
+            raise ValueError(f"indent must be 'auto' or 'official', got {self.indent!r}")
+        LintConfig(errors=tuple(self.errors))  # raises on an unknown category or id
+
     def lint_config(self, program: str) -> LintConfig:
         unit = detect_indent(program) if self.indent == "auto" else "    "
         return LintConfig(errors=tuple(self.errors), indent_string=unit)
