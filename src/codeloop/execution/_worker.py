@@ -33,6 +33,9 @@ PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
+CLONE_NEWNS = 0x00020000
+MS_BIND, MS_REC, MS_PRIVATE = 1 << 12, 1 << 14, 1 << 18
+SCRATCH_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")  # the world-writable places
 HOOK_PLACEHOLDER = "__CODELOOP_HOOK__"
 _LIBC = ctypes.CDLL(None, use_errno=True)
 _MAX_VERDICT_BYTES = 1 << 20
@@ -302,10 +305,12 @@ class Worker:
         self.base = ""
         self.nproc_base = 0
         self.tests: dict[str, list] = {}
+        self.scratch: list[str] = []
 
     # -- start-up -----------------------------------------------------------------------------
     def setup(self) -> None:
-        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        # No PDEATHSIG here: it fires when the *thread* that started us ends, and the pool restarts
+        # workers from short-lived threads. A pool that dies closes our stdin; we exit on EOF.
         if os.getppid() != self.cfg["parent_pid"]:
             os._exit(0)
         if _LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
@@ -326,6 +331,9 @@ class Worker:
             self.nproc_base = self._count_own_processes()
         else:
             self._kill_uid()  # leftovers of a predecessor that died with this uid
+        self.scratch = self._private_scratch() if self.uid is not None else []
+        if self.uid is not None and not self.scratch:
+            self.notes.append("shared /tmp: files the program writes outside its directory outlive the run")
         for name in self.cfg.get("preload", []):
             try:
                 __import__(name)
@@ -337,10 +345,77 @@ class Worker:
         self.base = tempfile.mkdtemp(prefix="codeloop-sbx-", dir=root)
         os.chmod(self.base, 0o711)
 
+    def _private_scratch(self) -> list[str]:
+        """Give this worker (and so its children) private, size-capped tmpfs mounts over the
+        world-writable directories, emptied after every run. Needs root; [] when not possible."""
+        if _LIBC.unshare(CLONE_NEWNS) != 0:
+            return []
+        if _LIBC.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+            return []
+        size = f"size={int(self.cfg.get('scratch_mb', 256))}m,mode=1777".encode()
+        mounted = []
+        for d in SCRATCH_DIRS:
+            if os.path.isdir(d) and _LIBC.mount(b"tmpfs", d.encode(), b"tmpfs", 0, size) == 0:
+                mounted.append(d)
+        if "/tmp" not in mounted:
+            return []
+        self._expose_interpreter()
+        return mounted
+
+    def _expose_interpreter(self) -> None:
+        """The sandbox uid must be able to import the standard library and site-packages even when
+        they live under a directory it may not enter (e.g. /root/.pyenv under a 0700 /root): in
+        our mount namespace, cover that directory with an empty tmpfs and bind just the
+        interpreter's directories back into it. The rest of it stays hidden."""
+        needed = {sys.base_prefix, sys.base_exec_prefix, sys.prefix, sys.exec_prefix}
+        needed |= {p for p in sys.path if p and os.path.isdir(p)}
+        by_blocker: dict[str, set[str]] = {}
+        for path in needed:
+            path = os.path.realpath(path)
+            parts = path.split(os.sep)
+            for i in range(2, len(parts)):
+                ancestor = os.sep.join(parts[:i])
+                if not os.stat(ancestor).st_mode & 0o001:
+                    by_blocker.setdefault(ancestor, set()).add(path)
+                    break
+        for blocker in sorted(by_blocker, key=len):
+            keep = sorted(by_blocker[blocker])
+            keep = [p for p in keep if not any(p != q and p.startswith(q + os.sep) for q in keep)]
+            fds = [os.open(p, os.O_PATH) for p in keep]
+            try:
+                if _LIBC.mount(b"tmpfs", blocker.encode(), b"tmpfs", 0, b"size=1m,mode=0755") != 0:
+                    self.notes.append(f"cannot expose {', '.join(keep)} to the sandbox uid: imports from there fail")
+                    continue
+                for path, fd in zip(keep, fds):
+                    os.makedirs(path, exist_ok=True)
+                    if _LIBC.mount(f"/proc/self/fd/{fd}".encode(), path.encode(), None, MS_BIND | MS_REC, None):
+                        self.notes.append(f"cannot bind {path} for the sandbox uid: imports from there fail")
+            finally:
+                for fd in fds:
+                    os.close(fd)
+
+    def _empty_scratch(self) -> None:
+        for d in self.scratch:
+            try:
+                names = os.listdir(d)
+            except OSError:
+                continue
+            for name in names:
+                path = os.path.join(d, name)
+                if path == self.base:
+                    continue
+                try:
+                    if os.path.isdir(path) and not os.path.islink(path):
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        os.unlink(path)
+                except OSError:
+                    pass
+
     def isolation(self) -> dict:
         weak = bool(self.notes)
         return {"level": "weak" if weak else "full", "network": self.net, "uid": self.uid,
-                "notes": self.notes}
+                "scratch": self.scratch, "notes": self.notes}
 
     @staticmethod
     def _count_own_processes() -> int:
@@ -540,6 +615,7 @@ class Worker:
                         pass
 
     def _clean_up(self, rundir: str) -> None:
+        self._empty_scratch()
         try:
             shutil.rmtree(rundir)
         except OSError:
@@ -684,8 +760,7 @@ def main() -> None:
     os.dup2(null, 0)
     os.dup2(null, 1)
     os.close(null)
-    # A pool that goes away (even by SIGKILL) takes us with it via PDEATHSIG; SIGTERM/SIGINT
-    # from the terminal go to the pool, which closes us in order.
+    # Ctrl-C in a terminal reaches the whole foreground group; the pool closes us in order.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     worker = Worker(cfg)
     worker.setup()

@@ -23,6 +23,7 @@ class ExecConfig:
     max_file_mb: int = 64  # RLIMIT_FSIZE: largest file the program may write
     max_open_files: int = 128  # RLIMIT_NOFILE
     max_processes: int = 128  # RLIMIT_NPROC (processes + threads) under the sandbox uid
+    scratch_mb: int = 256  # as root: private tmpfs over /tmp, /var/tmp, /dev/shm, /run/lock per worker
     network: str = "isolate"  # isolate | allow
     uid_base: int = 61000  # as root each worker's children run as uid_base + slot (slot locked in /tmp)
     float_tol: float = 1e-5  # stdin/stdout: numeric tokens may differ this much (abs, or rel when |x| > 1)
@@ -52,5 +53,5 @@ class ExecConfig:
             "limits": {"memory_bytes": self.memory_mb << 20, "file_bytes": self.max_file_mb << 20,
                        "open_files": self.max_open_files, "max_processes": self.max_processes,
                        "max_output_bytes": self.max_output_bytes},
-            "network": self.network, "preload": list(self.preload), "tmp_root": self.tmp_root,
+            "network": self.network, "scratch_mb": self.scratch_mb, "preload": list(self.preload), "tmp_root": self.tmp_root,
         }
