@@ -1,0 +1,101 @@
+"""`codeloop execute` (run samples in the sandbox) and `codeloop passk` (pass@k of a results file)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from codeloop.console import console, summary, warn
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("execute")
+    def execute(
+        problems: str = typer.Option(..., "--problems", help="Problem set: humaneval, mbpp:PATH, apps:PATH, jsonl:PATH..."),
+        samples: Path = typer.Option(..., "--samples", help="Samples JSONL (task_id, completion or code)."),
+        out: Path = typer.Option(..., "--out", help="Results JSONL to write (input order)."),
+        split: Optional[str] = typer.Option(None, help="Split of the problem set."),
+        workers: Optional[int] = typer.Option(None, help="Sandbox workers (default: CPU count)."),
+        timeout: float = typer.Option(10.0, "--timeout", help="Seconds per sample (per test case for stdin/stdout)."),
+        memory_mb: int = typer.Option(1024, "--memory-mb", help="Address-space limit per execution (MiB)."),
+        network: str = typer.Option("isolate", help="isolate (new empty network namespace) or allow."),
+    ) -> None:
+        """Run samples against their problems' tests in the sandbox; resumes a killed run.
+
+        Results are appended to OUT.partial as they finish; a rerun skips what is there. At the end
+        OUT is written atomically in input order and OUT.partial is removed."""
+        from codeloop.errors import UserError
+        from codeloop.execution import ExecConfig, execute_samples
+        from codeloop.problems import load_problems
+        from codeloop.records import JsonlAppender, Result, Sample, from_dict, iter_jsonl, read_jsonl, write_jsonl
+
+        cfg = ExecConfig(timeout_s=timeout, memory_mb=memory_mb, network=network,
+                         **({"workers": workers} if workers is not None else {}))
+        cfg.validate()
+        probs = load_problems(problems, split=split)
+        by_id = {p.task_id: p for p in probs}
+        todo = read_jsonl(samples, Sample)
+        for i, s in enumerate(todo):
+            if s.task_id not in by_id:
+                raise UserError(f"task_id '{s.task_id}' is not in problem set {problems}", f"{samples}:{i + 1}")
+        partial = out.with_name(out.name + ".partial")
+        done: dict[tuple[str, int], Result] = {}
+        if partial.exists():
+            JsonlAppender(partial).close()  # cuts a half-written last line
+            for lineno, obj in iter_jsonl(partial):
+                r = from_dict(Result, obj, f"{partial}:{lineno}")
+                done[(r.task_id, r.sample_id)] = r
+        keys = [(s.task_id, s.sample_id) for s in todo]
+        if len(set(keys)) != len(keys):
+            warn("some (task_id, sample_id) pairs repeat; a resumed run treats repeats as one")
+        pending = [s for s in todo if (s.task_id, s.sample_id) not in done]
+        if done:
+            console.print(f"resuming: {len(done)} results already in {partial}, {len(pending)} to run")
+        with JsonlAppender(partial) as appender:
+            fresh = execute_samples(by_id, pending, cfg, on_result=appender.write)
+        for r in fresh:
+            done[(r.task_id, r.sample_id)] = r
+        results = [done[k] for k in keys]
+        write_jsonl(out, results)
+        partial.unlink()
+        counts = Counter(r.status for r in results)
+        by_status = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        summary(f"{len(results)} executions: {by_status} -> {out}")
+
+    @app.command("passk")
+    def passk(
+        results: Path = typer.Argument(..., help="Results JSONL (from `codeloop execute`)."),
+        k: str = typer.Option("1", "--k", help="Comma-separated k values, e.g. 1,10,100."),
+        per_problem: bool = typer.Option(False, "--per-problem", help="Also print each problem's n, c, pass@k."),
+        out: Optional[Path] = typer.Option(None, "--out", help="Write the table as JSON here."),
+    ) -> None:
+        """pass@k (unbiased estimator, Chen et al. 2021) per problem and its mean."""
+        import json
+
+        from rich.table import Table
+
+        from codeloop.execution.passk import parse_ks, passk_table
+        from codeloop.records import Result, atomic_write_text, read_jsonl
+
+        ks = parse_ks(k)
+        table = passk_table(read_jsonl(results, Result), ks)
+        if per_problem:
+            t = Table(title="per problem")
+            for col in ["task_id", "n", "c"] + [f"pass@{x}" for x in ks]:
+                t.add_column(col)
+            for task_id, row in table["per_problem"].items():
+                t.add_row(task_id, str(row["n"]), str(row["c"]),
+                          *[f"{row[f'pass@{x}']:.4f}" if f"pass@{x}" in row else "-" for x in ks])
+            console.print(t)
+        for name, n_skipped in table["skipped"].items():
+            used = table["problems"][name]
+            warn(f"{name}: {n_skipped} problem(s) have fewer than {name[5:]} samples and are left out"
+                 + (f" (mean over {used})" if used else "; no problem has enough samples"))
+        if out is not None:
+            atomic_write_text(out, json.dumps(table, indent=2) + "\n")
+        typer.echo(json.dumps(table["mean"]))
+        shown = ", ".join(f"{name}={v:.4f}" for name, v in table["mean"].items()) or "no k had enough samples"
+        summary(f"{shown} over {len(table['per_problem'])} problems")
