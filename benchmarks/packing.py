@@ -30,7 +30,7 @@ from pathlib import Path
 
 MODES = [("pad-to-max", "balanced"), ("pad-to-longest", "balanced"), ("codeact", "next-fit"),
          ("codeact", "balanced"), ("isolated", "next-fit"), ("isolated", "balanced"), ("trl-bfd", "balanced")]
-VOCAB = 8192
+VOCAB = 4096
 
 
 def _tokenizer():
@@ -78,8 +78,8 @@ def build_model(path: Path) -> None:
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=256, intermediate_size=768, num_hidden_layers=4,
-                      num_attention_heads=8, num_key_value_heads=4, max_position_embeddings=4096,
+    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=128, intermediate_size=384, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
                       bos_token_id=1, eos_token_id=2, pad_token_id=0, tie_word_embeddings=True)
     LlamaForCausalLM(cfg).save_pretrained(path)
     fast.save_pretrained(path)
@@ -169,7 +169,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     tmp = Path(tempfile.mkdtemp(prefix="codeloop-packbench-"))
     build_model(tmp / "model")
-    print("machine: shared 2-core CPU (other jobs may run); small Llama 4x256, vocab 8192; "
+    print("machine: shared 2-core CPU (other jobs may run); small Llama 2x128, vocab 4096; "
           f"{args.batch} samples/step, max_length {args.max_length}, {args.steps - args.warmup} measured steps")
     for dist in args.dist:
         try:
