@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from codeloop.records import Problem, read_jsonl, write_jsonl
+from codeloop.training import last_complete_checkpoint
 
 
 def _problems(path: Path) -> Path:
@@ -57,7 +58,7 @@ def test_recipe_end_to_end_with_kill_and_resume(tmp_path, tiny_model_dir):
     deadline = time.time() + 120
     ckpt_seen = False
     while time.time() < deadline and proc.poll() is None:  # kill once training has saved a checkpoint
-        if list((runs / "tiny" / "dpo").glob("**/checkpoint-*")):
+        if last_complete_checkpoint(runs / "tiny" / "dpo" / "checkpoints") is not None:
             ckpt_seen = True
             break
         time.sleep(0.1)
@@ -71,9 +72,11 @@ def test_recipe_end_to_end_with_kill_and_resume(tmp_path, tiny_model_dir):
     out = subprocess.run(_cmd(recipe, runs), env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     log = out.stdout + out.stderr
+    lines = {name: [ln for ln in log.splitlines() if f"] {name} (" in ln] for name in
+             ("eval_before", "pairs", "curriculum", "dpo", "eval_after")}
     for done_before in ("eval_before", "pairs", "curriculum"):
-        assert f"{done_before} (" in log and "skipped" in log.split(done_before)[1].splitlines()[0]
-    assert "dpo (train_dpo) resuming" in log
+        assert "skipped" in lines[done_before][0], log
+    assert "resuming" in lines["dpo"][0] and "skipped" not in lines["eval_after"][0], log
     summary = json.loads((runs / "tiny" / "dpo" / "metrics.json").read_text())
     assert summary["resumed_from_step"] >= 1 and summary["steps"] == 4
     for stage in ("eval_before", "pairs", "curriculum", "dpo", "eval_after"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import warnings
 
 import typer
 
@@ -28,7 +29,8 @@ app = typer.Typer(
 )
 
 # Order here is the order in `--help`.
-COMMAND_MODULES = ("problems", "sample", "execute", "score", "eval", "train", "methods", "run", "report")
+COMMAND_MODULES = ("problems", "sample", "execute", "score", "eval", "train", "methods", "lintseq", "select",
+                   "run", "report")
 
 
 def _version(value: bool) -> None:
@@ -56,6 +58,9 @@ for _name in COMMAND_MODULES:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user mistakes end in one clear message and exit code 2, never a traceback."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Deprecation notices that libraries raise about each other's APIs are not the user's to act on.
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     try:
         app(args=argv, standalone_mode=False)
     except UserError as exc:

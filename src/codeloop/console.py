@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
-console = Console(stderr=True, highlight=False)
+# soft_wrap: log lines stay whole when output goes to a file or a pipe (no hard wraps at 80 columns)
+console = Console(stderr=True, highlight=False, soft_wrap=True)
 T = TypeVar("T")
 
 

@@ -137,10 +137,10 @@ def pair_distances(model: Any, tokenizer: Any, pairs: list[Pair], length_normali
     k = len(pairs)
     for i, p in enumerate(pairs):
         c, r = scores[i], scores[k + i]
-        lc = c.sum_logprob / max(c.n_tokens, 1) if length_normalized else c.sum_logprob
-        lr = r.sum_logprob / max(r.n_tokens, 1) if length_normalized else r.sum_logprob
+        lc = c.logprob / max(c.n_tokens, 1) if length_normalized else c.logprob
+        lr = r.logprob / max(r.n_tokens, 1) if length_normalized else r.logprob
         p.distance = abs(lc - lr)
-        p.extra.update({"chosen_logprob": c.sum_logprob, "rejected_logprob": r.sum_logprob,
+        p.extra.update({"chosen_logprob": c.logprob, "rejected_logprob": r.logprob,
                         "chosen_tokens": c.n_tokens, "rejected_tokens": r.n_tokens})
     return pairs
 

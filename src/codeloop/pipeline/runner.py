@@ -75,7 +75,7 @@ def run_recipe(recipe: Recipe, runs_dir: str | Path | None = None, write_report:
             outcomes.append(StageOutcome(spec.name, spec.type, "skipped", m.get("_wall_s", 0.0), m))
             console.print(f"[dim]↷ {label}: done earlier, same config — skipped  {escape(_one_line(m))}[/]")
             continue
-        resumed = state.status == "resume" or _has_substages(stage.path)
+        resumed = state.status == "resume" or _has_earlier_work(stage.path)
         console.print(f"[bold cyan]▶ {label}[/]" + (" resuming" if resumed else ""))
         t0 = time.time()
         ctx = StageContext(recipe=recipe, run=run, stage=stage, name=spec.name)
@@ -97,5 +97,6 @@ def run_recipe(recipe: Recipe, runs_dir: str | Path | None = None, write_report:
     return summary
 
 
-def _has_substages(path: Path) -> bool:
-    return any(p.is_dir() and (p / "config.yaml").exists() for p in path.iterdir()) if path.exists() else False
+def _has_earlier_work(path: Path) -> bool:
+    """Anything an earlier attempt left (sub-stages, checkpoints, files) beside the fresh config.yaml."""
+    return path.exists() and any(p.name != "config.yaml" for p in path.iterdir())
