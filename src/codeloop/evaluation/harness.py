@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from codeloop.console import summary
 from codeloop.errors import UserError
@@ -29,6 +29,20 @@ from codeloop.generation import GenerationParams, generate
 from codeloop.rundir import RunDir, StageDir
 from codeloop.problems import load_problems
 from codeloop.records import Problem, Result, Sample, atomic_write_text, from_dict, write_jsonl
+
+DECODERS = ("none", "lintseq")
+
+
+def decode_lintseq(sample: Sample) -> Sample:
+    """A generated edit sequence -> the program it builds (executed as is: it holds the signature)."""
+    from codeloop.methods.lintseq import decode_generated_detail
+
+    detail = decode_generated_detail(sample.completion)
+    sample.code = detail.program
+    sample.extra["decode"] = {"edits": detail.edits, "hunks_applied": detail.hunks_applied,
+                              "hunks_malformed": detail.hunks_malformed}
+    return sample
+
 
 # Default split per benchmark: evaluate on held-out problems unless told otherwise.
 DEFAULT_SPLITS = {"easy": "test", "mbpp": "test"}
@@ -54,6 +68,7 @@ class EvalConfig:
     workers: int | None = None
     timeout_s: float = 10.0
     memory_mb: int = 1024
+    decode: str = "none"  # none | lintseq: the model writes edit sequences, resolved into the program
 
     def validate(self) -> None:
         if self.n < 1:
@@ -63,6 +78,8 @@ class EvalConfig:
         if self.temperature == 0 and self.n > 1:
             raise UserError("greedy decoding (temperature 0) gives n identical samples; "
                             "set --temperature > 0 for n > 1", "--temperature")
+        if self.decode not in DECODERS:
+            raise UserError(f"must be one of {', '.join(DECODERS)}, got {self.decode!r}", "--decode")
         if max(self.ks) > self.n:
             raise UserError(f"k={max(self.ks)} needs at least that many samples per problem (-n {self.n})",
                             "--k")
@@ -76,9 +93,16 @@ class EvalConfig:
                           **({"workers": self.workers} if self.workers else {}))
 
     def generation_params(self) -> GenerationParams:
-        return GenerationParams(n=self.n, temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
-                                max_new_tokens=self.max_new_tokens, seed=self.seed,
-                                batch_size=self.batch_size)
+        params = GenerationParams(n=self.n, temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
+                                  max_new_tokens=self.max_new_tokens, seed=self.seed,
+                                  batch_size=self.batch_size)
+        if self.decode == "lintseq":
+            from codeloop.methods.lintseq import STOP_SEQUENCE
+
+            # Diff lines start with '+' or '@@', so code stops like "\ndef " would never fire;
+            # the edit sequence ends with its own terminator.
+            params = params.replace(default_stops=False, stop=[STOP_SEQUENCE])
+        return params
 
 
 @dataclass
@@ -97,7 +121,8 @@ def _key(rec: dict[str, Any]) -> tuple[str, int]:
 
 def sample_into(stage: StageDir, problems: list[Problem], params: GenerationParams, model: str = "default",
                 backend: str = "hf", adapter: str | None = None, extra_config: dict[str, Any] | None = None,
-                generator: Any = None, backend_options: dict[str, Any] | None = None) -> list[Sample]:
+                generator: Any = None, backend_options: dict[str, Any] | None = None,
+                postprocess: Callable[[Sample], Sample] | None = None) -> list[Sample]:
     """Resumable sampling stage: n samples per problem, appended as they are made.
 
     `generator`: an already-loaded generator to reuse (then `model`/`adapter` only label the stage).
@@ -113,7 +138,8 @@ def sample_into(stage: StageDir, problems: list[Problem], params: GenerationPara
         t0 = time.time()
         with stage.writer() as out:
             if todo:
-                generate(todo, params, model=model, backend=backend, adapter=adapter, on_sample=out.write,
+                write = out.write if postprocess is None else (lambda smp: out.write(postprocess(smp)))
+                generate(todo, params, model=model, backend=backend, adapter=adapter, on_sample=write,
                          generator=generator, **(backend_options or {}))
         stage.finish({"samples": len(stage.records()), "wall_s": time.time() - t0 + _prev_wall(stage)})
     return [from_dict(Sample, r) for r in stage.records()]
@@ -150,7 +176,9 @@ def evaluate(cfg: EvalConfig, out_dir: str | Path, generator: Any = None, proble
                         "--benchmark")
     samples = sample_into(run.stage("samples", key=_key), problems, cfg.generation_params(),
                           model=cfg.model, backend=cfg.backend, adapter=cfg.adapter, generator=generator,
-                          extra_config={"benchmark": cfg.benchmark, "split": cfg.resolved_split()},
+                          extra_config={"benchmark": cfg.benchmark, "split": cfg.resolved_split(),
+                                        "decode": cfg.decode},
+                          postprocess=decode_lintseq if cfg.decode == "lintseq" else None,
                           backend_options={"base_url": cfg.base_url} if cfg.base_url else None)
     results = execute_into(run.stage("results", key=_key), problems, samples, cfg.exec_config(),
                            inputs_hash=run.stage("samples").done_hash())

@@ -83,6 +83,7 @@ class EvalStageConfig:
     seed: int | None = None
     timeout_s: float = 10.0
     memory_mb: int = 1024
+    decode: str = "none"  # lintseq: the model writes edit sequences (see methods/lintseq.py)
 
 
 @stage_type("eval", EvalStageConfig, "sample, execute and report pass@k on a benchmark")
@@ -93,7 +94,7 @@ def run_eval(ctx: StageContext, cfg: EvalStageConfig) -> dict[str, Any]:
     ecfg = EvalConfig(benchmark=cfg.benchmark, model=ctx.model(cfg.model), adapter=adapter, split=cfg.split,
                       limit=cfg.limit, n=cfg.n, ks=cfg.ks, temperature=cfg.temperature, top_p=cfg.top_p,
                       max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, seed=ctx.seed(cfg.seed),
-                      timeout_s=cfg.timeout_s, memory_mb=cfg.memory_mb)
+                      timeout_s=cfg.timeout_s, memory_mb=cfg.memory_mb, decode=cfg.decode)
     summary = evaluate(ecfg, ctx.stage.path)
     m = summary.metrics
     return {"pass@k": m["pass@k"], "problems": m["n_problems"], "samples": m["n_samples"],

@@ -1,0 +1,46 @@
+"""Recipe stage for LintSeq: SFT records whose completions are linter-clean insertion-edit sequences."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from codeloop.errors import UserError
+from codeloop.pipeline.stages import StageContext, stage_type
+from codeloop.records import atomic_write_text, read_jsonl, write_jsonl
+
+
+@dataclass
+class LintSeqStageConfig:
+    input: str = ""  # a stage with sft.jsonl records (e.g. sft_data): `response` holds the program
+    file: str = "sft.jsonl"
+    field: str = "response"  # the program to refactor into edits
+    instruction_field: str = "prompt"  # what the model is given (the eval prompt, so train == test format)
+    s: int = 5  # edit sequences per program (the paper's s)
+    seed: int | None = None
+    workers: int = 2
+
+    def check(self, where: str) -> None:
+        if not self.input:
+            raise UserError("missing required key 'input' (a stage with sft.jsonl)", f"{where}.input")
+        if self.s < 1:
+            raise UserError("must be >= 1", f"{where}.s")
+
+
+@stage_type("lintseq", LintSeqStageConfig,
+            "programs -> s linter-clean insertion-edit sequences each, as SFT records (writes sft.jsonl)")
+def run_lintseq(ctx: StageContext, cfg: LintSeqStageConfig) -> dict[str, Any]:
+    import json
+
+    from codeloop.methods.lintseq import lintseq_records, sft_records_from_edits
+
+    records = read_jsonl(ctx.output_file(cfg.input, cfg.file))
+    with_edits, stats = lintseq_records(records, field=cfg.field, s=cfg.s, seed=ctx.seed(cfg.seed),
+                                        workers=cfg.workers)
+    sft = sft_records_from_edits(with_edits, instruction_field=cfg.instruction_field)
+    write_jsonl(ctx.stage.path / "edits.jsonl", with_edits)
+    write_jsonl(ctx.stage.path / "sft.jsonl", sft)
+    counts = stats.as_dict()
+    atomic_write_text(ctx.stage.path / "lintseq_stats.json", json.dumps(counts, indent=2, default=str) + "\n")
+    return {"programs": len(records), "sequences": len(sft),
+            **{k: v for k, v in counts.items() if isinstance(v, (int, float))}}
