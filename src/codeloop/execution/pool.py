@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from codeloop.console import progress_bar, warn
-from codeloop.errors import MissingDependency, UserError
+from codeloop.errors import UserError
 from codeloop.execution import _worker
 from codeloop.execution.config import ExecConfig
 from codeloop.execution.judges import build_job, program_for
@@ -295,7 +295,9 @@ def execute_samples(problems: dict[str, Problem] | list[Problem], samples: Itera
     by_id = _as_dict(problems)
     samples = list(samples)
     if config.executor != "local":
-        return _execute_ray(by_id, samples, config, on_result)
+        from codeloop.execution.ray_executor import execute_on_ray  # Ray is optional: import on use
+
+        return execute_on_ray(by_id, samples, config, on_result=on_result, progress=progress)
     cache: dict[str, Any] = {}
     jobs, programs = [], []
     for s in samples:
@@ -347,37 +349,3 @@ def _result(sample: Sample, program: str, res: dict, note: str | None) -> Result
                   total_tests=int(res.get("total_tests", 0)), runtime_s=round(float(res.get("runtime_s", 0.0)), 6),
                   detail=str(res.get("detail", "")))
 
-
-def _execute_ray(problems: dict[str, Problem], samples: list[Sample], config: ExecConfig,
-                 on_result: Callable[[Result], None] | None) -> list[Result]:
-    """Spread samples over a Ray cluster: each task runs a local pool on its node."""
-    try:
-        import ray
-    except ImportError:
-        raise MissingDependency("the ray executor", "ray", "ray") from None
-    address = config.executor.partition(":")[2] or None
-    if not ray.is_initialized():
-        ray.init(address=address, ignore_reinit_error=True)
-    local = dataclasses.replace(config, executor="local")
-
-    @ray.remote(num_cpus=local.workers)
-    def run_chunk(chunk_problems: dict, chunk: list) -> list:
-        return execute_samples(chunk_problems, chunk, local, progress=False)
-
-    size = max(1, 64 * local.workers)
-    refs, spans = [], []
-    for start in range(0, len(samples), size):
-        chunk = samples[start:start + size]
-        refs.append(run_chunk.remote({s.task_id: problems[s.task_id] for s in chunk}, chunk))
-        spans.append(start)
-    out: list[Result | None] = [None] * len(samples)
-    pending = dict(zip(refs, spans))
-    while pending:
-        ready, _ = ray.wait(list(pending), num_returns=1)
-        for ref in ready:
-            start = pending.pop(ref)
-            for j, r in enumerate(ray.get(ref)):
-                out[start + j] = r
-                if on_result is not None:
-                    on_result(r)
-    return out  # type: ignore[return-value]
