@@ -1,0 +1,621 @@
+"""GiFT: Gibbs fine-tuning for code generation (code <-> description), perplexity-weighted resampling.
+
+Source: "GiFT: Gibbs Fine-Tuning for Code Generation" (ACL 2025); official code Alex-HaochenLi/GiFT
+(read for its facts; nothing is copied). The algorithm, as this file runs it:
+
+    seeds: problems with a description d0, a reference solution c_ref (its imports + signature
+           frame the code prompt) and tests. The model p is FROZEN while the chains run.
+    state per problem: (d, c) <- (d0, c_ref);  last <- c_ref
+    for t in 0 .. iters-1:                                   # one generation call per round,
+        codes   <- num_seq samples ~ p(code | prompt(d_t)), T   # batched across problems
+        results <- execute(codes, tests)                      # sandbox
+        c_{t+1} <- one passing code, drawn at random            # the chain's state
+                   none passes: `no_pass` decides (below)
+        ppl     <- exp(mean NLL of c_{t+1}'s body + EOS | prompt(d_t))   # conditioned on its description
+        d_{t+1} <- ~ p(description | 1-shot summary prompt, c_{t+1}), T_sum, top-p 0.95
+    resample per problem k codes with replacement from its kept codes c_1..c_T:
+        ppl-softmax:       p_i ∝ exp(T_r * PPL_i)   (T_r = 2: favours the high-perplexity tail)
+        uniform:           p_i = 1/n
+        conditional-only:  uniform over the codes sampled from the ORIGINAL description (round 0)
+    training pairs: (prompt of the ORIGINAL description, code); SFT puts the loss on the code only.
+
+No passing code in a round (`no_pass`). The published code silently falls back to the reference
+solution (its back-up list re-reads the current round's empty file). Here the behaviour is named:
+
+- ``keep-last`` (default): continue from the last passing state: summarise the most recent kept
+  code again (the reference before any code has passed) into a fresh description.
+- ``restart-reference``: summarise the reference solution (the published behaviour).
+- ``stop``: the problem's chain ends; its codes kept so far still count.
+
+Prompt templates (exact text; ``{...}`` are filled in):
+
+- Code prompt for a function problem: the reference frame (everything in the problem's prompt
+  before the tested function's docstring: imports, helpers, the ``def`` line) followed by the
+  description as that function's docstring::
+
+      {frame}    \"\"\"
+          {description}
+          \"\"\"
+
+  In round 0 the description is the original one and the prompt is the problem's own prompt,
+  verbatim (the prompt evaluation uses). For a stdin/stdout problem the prompt is the description
+  as a module docstring (``\"\"\"\\n{description}\\n\"\"\"\\n``), the format of the APPS loader.
+- Summary prompt (1-shot; the shot is another seed problem's reference code and description,
+  drawn at random as in the official code, or a built-in example)::
+
+      ### Code:
+      {shot code}
+      ### Description of the code above:
+      {shot description}
+
+      ### Code:
+      {code}
+      ### Description of the code above:
+
+  The code shown is the program without the task docstring (frame + body), so the description
+  is not simply copied. The summary stops at the next ``\\n###`` and is stripped.
+
+This file holds no sampling, sandbox, scoring or training mechanics: it calls the layers below.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import math
+import random
+import re
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from codeloop.errors import UserError
+from codeloop.records import Problem, Sample
+
+WEIGHTINGS = ("ppl-softmax", "uniform", "conditional-only")
+NO_PASS = ("keep-last", "restart-reference", "stop")
+SHOTS = ("other-problem", "builtin")
+
+SUMMARY_HEADER = "### Code:\n"
+SUMMARY_ASK = "### Description of the code above:\n"
+SUMMARY_STOPS = ["\n###"]
+BUILTIN_SHOT = ("def count_vowels(text: str) -> int:\n"
+                "    return sum(1 for ch in text.lower() if ch in 'aeiou')\n",
+                "Return how many vowels (a, e, i, o, u, in either case) the string contains.")
+
+
+@dataclass
+class GiFTConfig:
+    iters: int = 20  # Gibbs rounds (paper: 20)
+    num_seq: int = 3  # codes sampled per problem per round (paper: 3)
+    temperature: float = 1.0  # code sampling (paper: 1.0)
+    top_p: float = 1.0  # code sampling (paper: none)
+    max_new_tokens: int = 384
+    summary_temperature: float = 1.0  # description sampling (paper: the code temperature)
+    summary_top_p: float = 0.95
+    summary_max_new_tokens: int = 128
+    shot: str = "other-problem"  # 1-shot summary example: another seed problem, or the built-in one
+    k: int = 8  # training codes drawn per problem, with replacement (paper: 8)
+    resample_temperature: float = 2.0  # T in p_i ∝ exp(T * PPL_i) (paper: 2.0)
+    weighting: str = "ppl-softmax"  # ppl-softmax | uniform | conditional-only
+    no_pass: str = "keep-last"  # keep-last | restart-reference | stop
+    tests_limit: int | None = 10  # stdin/stdout cases judged per code (paper: first 10); None = all
+    batch_size: int = 8
+    seed: int = 0
+
+    def validate(self) -> None:
+        def bad(name: str, msg: str) -> UserError:
+            return UserError(msg, name)
+
+        if self.iters < 1:
+            raise bad("iters", f"must be >= 1, got {self.iters}")
+        if self.num_seq < 1:
+            raise bad("num_seq", f"must be >= 1, got {self.num_seq}")
+        if self.k < 1:
+            raise bad("k", f"must be >= 1, got {self.k}")
+        if self.temperature <= 0 or self.summary_temperature <= 0:
+            raise bad("temperature", "Gibbs sampling needs temperatures > 0")
+        if not 0 < self.top_p <= 1 or not 0 < self.summary_top_p <= 1:
+            raise bad("top_p", "must be in (0, 1]")
+        if self.weighting not in WEIGHTINGS:
+            raise bad("weighting", f"must be one of {', '.join(WEIGHTINGS)}, got {self.weighting!r}")
+        if self.no_pass not in NO_PASS:
+            raise bad("no_pass", f"must be one of {', '.join(NO_PASS)}, got {self.no_pass!r}")
+        if self.shot not in SHOTS:
+            raise bad("shot", f"must be one of {', '.join(SHOTS)}, got {self.shot!r}")
+        if self.tests_limit is not None and self.tests_limit < 1:
+            raise bad("tests_limit", f"must be >= 1 or null, got {self.tests_limit}")
+        if not math.isfinite(self.resample_temperature):
+            raise bad("resample_temperature", "must be a finite number")
+
+    def code_params(self, round_index: int) -> Any:
+        from codeloop.generation import GenerationParams
+
+        return GenerationParams(n=self.num_seq, temperature=self.temperature, top_p=self.top_p,
+                                max_new_tokens=self.max_new_tokens, seed=_round_seed(self.seed, round_index, 0),
+                                batch_size=self.batch_size)
+
+    def summary_params(self, round_index: int) -> Any:
+        from codeloop.generation import GenerationParams
+
+        return GenerationParams(n=1, temperature=self.summary_temperature, top_p=self.summary_top_p,
+                                max_new_tokens=self.summary_max_new_tokens,
+                                seed=_round_seed(self.seed, round_index, 1), batch_size=self.batch_size,
+                                stop=list(SUMMARY_STOPS))
+
+
+def _round_seed(seed: int, round_index: int, part: int) -> int:
+    # Each round (and each half of it) has its own seed, so a resumed round samples what the
+    # killed one would have.
+    return (seed * 1_000_003 + round_index * 2 + part) % (2**31)
+
+
+# -- seeds: prompt frames and templates -----------------------------------------------------------
+
+def original_description(problem: Problem) -> str:
+    """d0: the problem's description, else the docstring text of its prompt."""
+    if problem.description.strip():
+        return problem.description.strip()
+    frame, _ = code_frame(problem)
+    rest = problem.prompt[len(frame):]
+    return re.sub(r'^\s*[rRuU]?("""|\'\'\')|("""|\'\'\')\s*$', "", rest.strip()).strip() or problem.prompt.strip()
+
+
+def code_frame(problem: Problem) -> tuple[str, str]:
+    """(frame, body indent) of a function problem: its prompt up to the tested function's docstring.
+
+    A stdin/stdout problem has no frame (""). When the prompt cannot be parsed, the frame is the
+    prompt up to the end of the line defining the entry point.
+    """
+    if problem.kind == "stdio":
+        return "", ""
+    prompt = problem.prompt
+    lines = prompt.splitlines(keepends=True)
+    last = next((ln for ln in reversed(lines) if ln.strip()), "")
+    indent = last[:len(last) - len(last.lstrip())] or "    "
+    try:
+        tree = ast.parse(prompt + ("\n" if not prompt.endswith("\n") else "") + indent + "pass\n")
+    except SyntaxError:
+        tree = None
+    if tree is not None:
+        fns = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+               and n.name == problem.entry_point]
+        if fns:
+            fn = fns[-1]
+            body0 = fn.body[0]
+            is_doc = isinstance(body0, ast.Expr) and isinstance(body0.value, ast.Constant) \
+                and isinstance(body0.value.value, str)
+            body_line = lines[body0.lineno - 1] if body0.lineno - 1 < len(lines) else indent
+            body_indent = body_line[:len(body_line) - len(body_line.lstrip())] or "    "
+            if is_doc and body0.lineno > fn.lineno:
+                return "".join(lines[:body0.lineno - 1]), body_indent
+            return prompt if prompt.endswith("\n") else prompt + "\n", body_indent
+    m = None
+    if problem.entry_point:
+        for m in re.finditer(rf"^[ \t]*(async\s+)?def\s+{re.escape(problem.entry_point)}\b.*$", prompt, re.M):
+            pass
+    if m is None:
+        return prompt if prompt.endswith("\n") else prompt + "\n", "    "
+    return prompt[:m.end()] + "\n", "    "
+
+
+def code_prompt(problem: Problem, description: str | None) -> str:
+    """The prompt the model writes code from; `None` means the original description (the problem's prompt)."""
+    from codeloop.problems.code_frame import docstring
+
+    if description is None:
+        return problem.prompt
+    if problem.kind == "stdio":
+        return docstring(description, "")
+    frame, indent = code_frame(problem)
+    return frame + docstring(description, indent)
+
+
+def summary_code(problem: Problem, completion: str) -> str:
+    """The program shown to the summariser: frame + body for function problems (no task docstring)."""
+    if problem.kind == "stdio":
+        return completion
+    frame, _ = code_frame(problem)
+    return frame + completion
+
+
+def summary_prompt(code: str, shot: tuple[str, str]) -> str:
+    shot_code, shot_desc = shot
+    return (f"{SUMMARY_HEADER}{shot_code.rstrip()}\n{SUMMARY_ASK}{shot_desc.strip()}\n\n"
+            f"{SUMMARY_HEADER}{code.rstrip()}\n{SUMMARY_ASK}")
+
+
+def has_reference(problem: Problem) -> bool:
+    return bool(problem.canonical_solution.strip())
+
+
+def _pick_shot(problem: Problem, pool: list[Problem], cfg: GiFTConfig, rng: random.Random) -> tuple[str, str]:
+    others = [p for p in pool if p.task_id != problem.task_id]
+    if cfg.shot == "builtin" or not others:
+        return BUILTIN_SHOT
+    other = rng.choice(others)
+    return summary_code(other, other.canonical_solution), original_description(other)
+
+
+def judged_problem(problem: Problem, tests_limit: int | None) -> Problem:
+    """The problem as the chain judges it: at most `tests_limit` stdin/stdout cases.
+
+    Function test code runs whole (it is one program; its asserts are not cut).
+    """
+    if tests_limit is None or len(problem.io_tests) <= tests_limit:
+        return problem
+    return dataclasses.replace(problem, io_tests=list(problem.io_tests[:tests_limit]))
+
+
+# -- step 4: resampling weights ---------------------------------------------------------------------
+
+def ppl_softmax(ppls: Sequence[float], temperature: float) -> np.ndarray:
+    """softmax(T * PPL), computed stably (the largest logit is subtracted before exp)."""
+    z = temperature * np.asarray(ppls, dtype=np.float64)
+    if z.size == 0:
+        return z
+    z = z - z.max()
+    w = np.exp(z)
+    return w / w.sum()
+
+
+def resample_weights(ppls: Sequence[float], rounds: Sequence[int], cfg: GiFTConfig) -> np.ndarray:
+    """Probabilities over one problem's kept codes. Codes without a finite perplexity get 0
+    under ppl-softmax; conditional-only keeps the codes of round 0 (the original description)."""
+    n = len(ppls)
+    if n == 0:
+        return np.zeros(0)
+    if cfg.weighting == "ppl-softmax":
+        ok = np.array([math.isfinite(p) for p in ppls])
+        w = np.zeros(n)
+        if ok.any():
+            w[ok] = ppl_softmax([p for p, good in zip(ppls, ok) if good], cfg.resample_temperature)
+        return w
+    mask = np.ones(n) if cfg.weighting == "uniform" else np.array([1.0 if r == 0 else 0.0 for r in rounds])
+    total = mask.sum()
+    return mask / total if total else mask
+
+
+def resample(kept: list[dict[str, Any]], problems: list[Problem], cfg: GiFTConfig) -> list[dict[str, Any]]:
+    """k training records per problem (with replacement): (original prompt, kept code)."""
+    by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for rec in kept:
+        by_task[rec["task_id"]].append(rec)
+    rng = np.random.default_rng(cfg.seed)
+    out = []
+    for p in problems:
+        cands = sorted(by_task.get(p.task_id, []), key=lambda r: r["round"])
+        w = resample_weights([float(c["ppl"]) if c.get("ppl") is not None else float("nan") for c in cands],
+                             [c["round"] for c in cands], cfg)
+        if not cands or w.sum() <= 0:
+            continue
+        for i in rng.choice(len(cands), size=cfg.k, replace=True, p=w):
+            c = cands[int(i)]
+            out.append({"task_id": p.task_id, "prompt": p.prompt, "completion": c["completion"],
+                        "round": c["round"], "ppl": c["ppl"], "weight": float(w[int(i)]),
+                        "description": c["description"], "source": "gift"})
+    return out
+
+
+# -- steps 2-3: the Gibbs chains --------------------------------------------------------------------
+
+Scorer = Callable[[list[str], list[str]], list[tuple[float, int]]]
+
+
+def model_scorer(model: Any, tokenizer: Any, batch_size: int = 8) -> Scorer:
+    """(summed log-prob, tokens) of each code body + EOS given its prompt, under `model`."""
+    from codeloop.scoring import completion_logprobs
+
+    def score(prompts: list[str], completions: list[str]) -> list[tuple[float, int]]:
+        s = completion_logprobs(model, tokenizer, prompts, completions, batch_size=batch_size, add_eos=True,
+                                description="perplexity")
+        return [(x.logprob, x.n_tokens) for x in s]
+
+    return score
+
+
+def freeze(model: Any) -> Any:
+    """The chain's model never trains: eval mode, no gradients."""
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def _ppl(logprob: float, n_tokens: int) -> float:
+    return math.exp(-logprob / n_tokens) if n_tokens else float("nan")
+
+
+def _norm_code(text: str) -> str:
+    return "\n".join(line.rstrip() for line in text.strip().splitlines())
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9_]+", text.lower()))
+
+
+def description_drift(d0: str, d: str) -> float:
+    """1 - word Jaccard similarity between the original description and `d` (0 = same words)."""
+    a, b = _words(d0), _words(d)
+    if not a and not b:
+        return 0.0
+    return 1.0 - len(a & b) / len(a | b)
+
+
+@dataclass
+class ChainState:
+    """Where each problem's chain stands before a round."""
+
+    description: dict[str, str | None]  # None: the original description (the problem's own prompt)
+    last_code: dict[str, str | None]  # the last kept completion (None: none passed yet)
+    active: dict[str, bool]
+
+    @classmethod
+    def start(cls, problems: list[Problem]) -> "ChainState":
+        return cls({p.task_id: None for p in problems}, {p.task_id: None for p in problems},
+                   {p.task_id: True for p in problems})
+
+    def advance(self, records: list[dict[str, Any]]) -> None:
+        for r in records:
+            t = r["task_id"]
+            if r.get("kept"):
+                self.last_code[t] = r["kept"]["completion"]
+            if r.get("next_description") is None:
+                self.active[t] = False
+            else:
+                self.description[t] = r["next_description"]
+
+
+def gibbs_round(t: int, problems: list[Problem], state: ChainState, cfg: GiFTConfig, generator: Any,
+                scorer: Scorer, pool: Any, shot_pool: list[Problem]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One round for every active problem: sample codes, execute, keep one, score it, summarise it."""
+    from codeloop.execution import execute_samples
+    from codeloop.generation import default_stops, program_for
+
+    active = [p for p in problems if state.active[p.task_id]]
+    rng = random.Random(_round_seed(cfg.seed, t, 2))
+    params = cfg.code_params(t)
+    prompts = [code_prompt(p, state.description[p.task_id]) for p in active]
+
+    # codes ~ p(code | prompt(d_t)): one generation call for the whole round.
+    t0 = time.time()
+    texts = generator.generate_texts(prompts, params, stops=[default_stops(p, params) for p in active]) \
+        if active else []
+    gen_s = time.time() - t0
+    samples = [Sample(task_id=p.task_id, sample_id=j, prompt=prompts[i], completion=ts.text,
+                      code=program_for(p, prompts[i], ts.text, params), model=getattr(generator, "name", ""))
+               for i, p in enumerate(active) for j, ts in enumerate(texts[i])]
+    t1 = time.time()
+    results = execute_samples({p.task_id: judged_problem(p, cfg.tests_limit) for p in active}, samples,
+                              pool=pool, progress=False) if samples else []
+    exec_s = time.time() - t1
+    by_task: dict[str, list[Any]] = defaultdict(list)
+    for r in results:
+        by_task[r.task_id].append(r)
+
+    # keep one passing code per problem, at random; score it under the description that made it.
+    records: list[dict[str, Any]] = []
+    for i, p in enumerate(active):
+        rs = by_task[p.task_id]
+        passing = [r for r in rs if r.passed]
+        kept = rng.choice(passing) if passing else None
+        records.append({"task_id": p.task_id, "round": t, "description": state.description[p.task_id],
+                        "code_prompt": prompts[i],
+                        "samples": [{"completion": r.completion, "status": r.status} for r in rs],
+                        "passed": len(passing),
+                        "kept": {"completion": kept.completion, "sample_id": kept.sample_id} if kept else None})
+    to_score = [(i, r) for i, r in enumerate(records) if r["kept"]]
+    t2 = time.time()
+    if to_score:
+        scores = scorer([r["code_prompt"] for _, r in to_score], [r["kept"]["completion"] for _, r in to_score])
+        for (_, r), (lp, n) in zip(to_score, scores):
+            r["kept"].update({"logprob": lp, "n_tokens": n, "ppl": _ppl(lp, n)})
+    score_s = time.time() - t2
+
+    # d_{t+1} ~ p(description | 1-shot prompt, code): the kept code, or the no-pass fallback.
+    to_sum: list[tuple[dict[str, Any], str]] = []
+    for p, r in zip(active, records):
+        if r["kept"]:
+            r["summarised"], code = "kept", summary_code(p, r["kept"]["completion"])
+        elif cfg.no_pass == "keep-last" and state.last_code[p.task_id] is not None:
+            r["summarised"], code = "last-kept", summary_code(p, state.last_code[p.task_id] or "")
+        elif cfg.no_pass in ("keep-last", "restart-reference") and has_reference(p):
+            r["summarised"], code = "reference", summary_code(p, p.canonical_solution)
+        else:
+            r["summarised"], code = None, ""  # stop, or nothing to continue from
+        if r["summarised"] is None:
+            r["next_description"] = None
+        else:
+            to_sum.append((r, summary_prompt(code, _pick_shot(p, shot_pool, cfg, rng))))
+    t3 = time.time()
+    if to_sum:
+        outs = generator.generate_texts([q for _, q in to_sum], cfg.summary_params(t),
+                                        stops=[list(SUMMARY_STOPS)] * len(to_sum))
+        for (r, _), out in zip(to_sum, outs):
+            text = out[0].text.split("\n###")[0].strip()
+            # An empty summary would leave the next prompt without a task: keep the description.
+            r["next_description"] = text if text else (r["description"] if r["description"] is not None
+                                                       else original_description(_by_id(active, r["task_id"])))
+            r["empty_summary"] = not text
+    sum_s = time.time() - t3
+
+    metrics = round_stats(t, problems, records)
+    metrics.update({"generate_s": gen_s + sum_s, "execute_s": exec_s, "score_s": score_s,
+                    "wall_s": time.time() - t0, "code_samples": len(samples), "summaries": len(to_sum)})
+    return records, metrics
+
+
+def _by_id(problems: list[Problem], task_id: str) -> Problem:
+    return next(p for p in problems if p.task_id == task_id)
+
+
+def round_stats(t: int, problems: list[Problem], records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-round diversity and progress figures."""
+    d0 = {p.task_id: original_description(p) for p in problems}
+    codes = [_norm_code(s["completion"]) for r in records for s in r["samples"]]
+    kept_ppl = [r["kept"]["ppl"] for r in records if r["kept"] and math.isfinite(r["kept"].get("ppl", float("nan")))]
+    drift = [description_drift(d0[r["task_id"]], r["description"] if r["description"] is not None else d0[r["task_id"]])
+             for r in records]
+    with_pass = sum(1 for r in records if r["passed"])
+    return {"round": t, "active": len(records), "problems_with_pass": with_pass,
+            "share_with_pass": with_pass / len(problems) if problems else 0.0,
+            "passing_samples": sum(r["passed"] for r in records),
+            "distinct_code_share": len(set(codes)) / len(codes) if codes else 0.0,
+            "description_drift": float(np.mean(drift)) if drift else 0.0,
+            "kept_ppl_mean": float(np.mean(kept_ppl)) if kept_ppl else None,
+            "fallbacks": dict(Counter(r.get("summarised") or "stopped" for r in records if not r["kept"]))}
+
+
+def run_chains(problems: list[Problem], cfg: GiFTConfig, generator: Any, scorer: Scorer, work_dir: Any,
+               exec_config: Any = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Run (or resume) the chains in `work_dir`: one stage folder per round, ``round-00/`` ...
+
+    A killed run restarts at the first unfinished round; finished rounds are read back.
+    Returns (round records, per-round metrics).
+    """
+    from codeloop.execution import ExecConfig, ExecutionPool
+    from codeloop.rundir import RunDir, config_hash
+
+    cfg.validate()
+    run = RunDir(work_dir)
+    state = ChainState.start(problems)
+    shot_pool = [p for p in problems if has_reference(p)]
+    chain = config_hash({"gift": dataclasses.asdict(cfg), "problems": [p.task_id for p in problems],
+                         "model": getattr(generator, "name", "")})
+    all_records: list[dict[str, Any]] = []
+    per_round: list[dict[str, Any]] = []
+    pool = None
+    try:
+        for t in range(cfg.iters):
+            stage = run.stage(f"round-{t:02d}", key=lambda r: r["task_id"])
+            status = stage.open({"round": t, "chain": chain}).status
+            if status == "done":
+                records, metrics = stage.records(), stage.metrics()
+            else:
+                if pool is None:
+                    pool = ExecutionPool(exec_config or ExecConfig()).start()
+                records, metrics = gibbs_round(t, problems, state, cfg, generator, scorer, pool, shot_pool)
+                with stage.writer() as out:
+                    for r in records:
+                        out.write(r)
+                stage.finish(metrics)
+                records = stage.records()
+            chain = stage.hash or chain
+            state.advance(records)
+            all_records.extend(records)
+            per_round.append(metrics)
+    finally:
+        if pool is not None:
+            pool.close()
+    return all_records, per_round
+
+
+def kept_codes(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The chains' kept codes, one per (problem, round) that passed."""
+    return [{"task_id": r["task_id"], "round": r["round"], "completion": r["kept"]["completion"],
+             "ppl": r["kept"].get("ppl"), "description": r["description"]}
+            for r in records if r.get("kept")]
+
+
+def gift(problems: list[Problem], cfg: GiFTConfig, generator: Any, scorer: Scorer, work_dir: Any,
+         exec_config: Any = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Steps 1-4: chains, perplexities, resampling. Returns (SFT records, stats)."""
+    problems = [p for p in problems]
+    records, per_round = run_chains(problems, cfg, generator, scorer, work_dir, exec_config)   # 2-3
+    kept = kept_codes(records)
+    sft = resample(kept, problems, cfg)                                                        # 4
+    return sft, chain_summary(problems, cfg, kept, per_round, sft)
+
+
+def chain_summary(problems: list[Problem], cfg: GiFTConfig, kept: list[dict[str, Any]],
+                  per_round: list[dict[str, Any]], sft: list[dict[str, Any]]) -> dict[str, Any]:
+    samples = sum(m.get("code_samples", 0) + m.get("summaries", 0) for m in per_round)
+    gen_s = sum(m.get("generate_s", 0.0) for m in per_round)
+    wall = sum(m.get("wall_s", 0.0) for m in per_round)
+    ppls = [k["ppl"] for k in kept if k.get("ppl") is not None and math.isfinite(k["ppl"])]
+    return {"problems": len(problems), "rounds": len(per_round), "kept_codes": len(kept),
+            "distinct_kept_codes": len({(k["task_id"], _norm_code(k["completion"])) for k in kept}),
+            "problems_with_kept": len({k["task_id"] for k in kept}), "records": len(sft),
+            "weighting": cfg.weighting, "no_pass": cfg.no_pass, "resample_temperature": cfg.resample_temperature,
+            "ppl_mean": float(np.mean(ppls)) if ppls else None,
+            "ppl_median": float(np.median(ppls)) if ppls else None,
+            "chain_samples_per_s": samples / wall if wall else None,
+            "generation_samples_per_s": samples / gen_s if gen_s else None,
+            "chain_wall_s": wall,
+            "share_with_pass_per_round": [m.get("share_with_pass") for m in per_round],
+            "distinct_code_share_per_round": [m.get("distinct_code_share") for m in per_round],
+            "description_drift_per_round": [m.get("description_drift") for m in per_round],
+            "per_round": per_round}
+
+
+# -- the plain baseline: conditional samples only, same budget -------------------------------------
+
+def self_training(problems: list[Problem], cfg: GiFTConfig, generator: Any, work_dir: Any,
+                  exec_config: Any = None, samples_per_problem: int | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Sample iters x num_seq codes per problem from the ORIGINAL prompt (GiFT's code budget),
+    keep the passing ones, draw k per problem uniformly with replacement. Resumable in `work_dir`."""
+    from codeloop.evaluation.harness import execute_into, sample_into
+    from codeloop.execution import ExecConfig
+    from codeloop.rundir import RunDir
+
+    cfg.validate()
+    n = samples_per_problem or cfg.iters * cfg.num_seq
+    run = RunDir(work_dir)
+    params = cfg.code_params(0).replace(n=n)
+    name = getattr(generator, "name", "")
+    t0 = time.time()
+    samples = sample_into(run.stage("samples"), problems, params, model=name, generator=generator)
+    gen_s = float(run.stage("samples").metrics().get("wall_s", time.time() - t0))
+    judged = [judged_problem(p, cfg.tests_limit) for p in problems]
+    results = execute_into(run.stage("results"), judged, samples, exec_config or ExecConfig(),
+                           inputs_hash=run.stage("samples").done_hash())
+    kept = [{"task_id": r.task_id, "round": 0, "completion": r.completion, "ppl": None, "description": None}
+            for r in sorted(results, key=lambda r: (r.task_id, r.sample_id)) if r.passed]
+    sft = resample(kept, problems, dataclasses.replace(cfg, weighting="uniform"))
+    for rec in sft:
+        rec["source"] = "self-training"
+    with_pass = {k["task_id"] for k in kept}
+    return sft, {"problems": len(problems), "samples": len(results), "samples_per_problem": n,
+                 "passing_samples": len(kept), "problems_with_pass": len(with_pass),
+                 "share_with_pass": len(with_pass) / len(problems) if problems else 0.0,
+                 "distinct_kept_codes": len({(k["task_id"], _norm_code(k["completion"])) for k in kept}),
+                 "records": len(sft), "generation_samples_per_s": len(samples) / gen_s if gen_s else None}
+
+
+# -- plots --------------------------------------------------------------------------------------------
+
+ROUNDS_PNG = "gift_rounds.png"
+PPL_PNG = "gift_ppl_hist.png"
+
+
+def plot_chain(stats: dict[str, Any], kept: list[dict[str, Any]], out_dir: Any) -> list[Path]:
+    """gift_rounds.png (share with a pass, distinct codes, description drift per round) and
+    gift_ppl_hist.png (perplexity of the kept codes, with the resampling weight curve)."""
+    from codeloop.viz import matplotlib_agg, save_figure
+
+    plt = matplotlib_agg()
+    out = Path(out_dir)
+    per = stats["per_round"]
+    xs = [m["round"] for m in per]
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
+    for ax, key, title in zip(axes, ("share_with_pass", "distinct_code_share", "description_drift"),
+                              ("problems with >= 1 passing code", "distinct codes / sampled",
+                               "description drift (1 - word Jaccard)")):
+        ax.plot(xs, [m.get(key) or 0.0 for m in per], marker="o", color="#1a73e8")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("round")
+        ax.set_ylim(0, 1.05)
+    paths = [save_figure(fig, out / ROUNDS_PNG)]
+    ppls = [k["ppl"] for k in kept if k.get("ppl") is not None and math.isfinite(k["ppl"])]
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    ax.hist(ppls, bins=min(40, max(5, len(ppls) // 2)), color="#1a73e8", alpha=0.85)
+    ax.set_xlabel("perplexity of kept code | its description")
+    ax.set_ylabel("codes")
+    ax.set_title(f"kept codes ({len(ppls)}); resampling ∝ exp({stats.get('resample_temperature', '')} · PPL)"
+                 if ppls else "no kept codes")
+    paths.append(save_figure(fig, out / PPL_PNG))
+    return paths
