@@ -51,3 +51,10 @@ def test_eval_user_errors(args, msg, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(args) == 2
     assert msg in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("benchmark,split", [("humaneval", None), ("easy", "test")])
+def test_canonical_solutions_score_one(tmp_path, benchmark, split):
+    s = evaluate(EvalConfig(benchmark=benchmark, split=split, model="canonical"), tmp_path / "c")
+    assert s.metrics["pass@k"]["pass@1"] == 1.0, s.metrics["status"]
+    assert s.metrics["n_problems"] >= 164

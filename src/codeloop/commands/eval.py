@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
     def run_eval(
         ctx: typer.Context,
         model: str = typer.Option("default", "--model", "-m",
-                                  help="HF model id or local path; 'default' = the embedded Gemma 3 270M."),
+                                  help="HF model id or local path; 'default' = the embedded Gemma 3 270M; 'canonical' = the reference solutions (checks the benchmark and sandbox)."),
         adapter: Optional[Path] = typer.Option(None, help="A LoRA adapter (or full model dir) from `codeloop train`."),
         benchmark: str = typer.Option("humaneval", "--benchmark", "-b",
                                       help="humaneval | mbpp[:PATH] | apps:PATH | codecontests:PATH | easy | jsonl:PATH"),

@@ -145,6 +145,25 @@ def sample_into(stage: StageDir, problems: list[Problem], params: GenerationPara
     return [from_dict(Sample, r) for r in stage.records()]
 
 
+CANONICAL = "canonical"  # --model canonical: the benchmark's reference solutions (a sandbox/benchmark check)
+
+
+def canonical_samples(stage: StageDir, problems: list[Problem]) -> list[Sample]:
+    """One Sample per problem holding its reference solution, so the harness can be checked end to end."""
+    stage.open({"problems": [p.task_id for p in problems], "model": CANONICAL})
+    if not stage.done:
+        missing = [p.task_id for p in problems if not p.canonical_solution.strip()]
+        if missing:
+            raise UserError(f"{len(missing)} problems have no reference solution (first: {missing[0]})",
+                            "--model canonical")
+        with stage.writer() as out:
+            for p in problems:
+                out.write(Sample(task_id=p.task_id, prompt=p.prompt, completion=p.canonical_solution,
+                                 model=CANONICAL))
+        stage.finish({"samples": len(problems), "wall_s": 0.0})
+    return [from_dict(Sample, r) for r in stage.records()]
+
+
 def _prev_wall(stage: StageDir) -> float:
     return float(stage.metrics().get("wall_s", 0.0))
 
@@ -174,12 +193,15 @@ def evaluate(cfg: EvalConfig, out_dir: str | Path, generator: Any = None, proble
     if not problems:
         raise UserError(f"no problems in {cfg.benchmark}" + (f" split {cfg.resolved_split()}" if cfg.split else ""),
                         "--benchmark")
-    samples = sample_into(run.stage("samples", key=_key), problems, cfg.generation_params(),
-                          model=cfg.model, backend=cfg.backend, adapter=cfg.adapter, generator=generator,
-                          extra_config={"benchmark": cfg.benchmark, "split": cfg.resolved_split(),
-                                        "decode": cfg.decode},
-                          postprocess=decode_lintseq if cfg.decode == "lintseq" else None,
-                          backend_options={"base_url": cfg.base_url} if cfg.base_url else None)
+    if cfg.model == CANONICAL:
+        samples = canonical_samples(run.stage("samples", key=_key), problems)
+    else:
+        samples = sample_into(run.stage("samples", key=_key), problems, cfg.generation_params(),
+                              model=cfg.model, backend=cfg.backend, adapter=cfg.adapter, generator=generator,
+                              extra_config={"benchmark": cfg.benchmark, "split": cfg.resolved_split(),
+                                            "decode": cfg.decode},
+                              postprocess=decode_lintseq if cfg.decode == "lintseq" else None,
+                              backend_options={"base_url": cfg.base_url} if cfg.base_url else None)
     results = execute_into(run.stage("results", key=_key), problems, samples, cfg.exec_config(),
                            inputs_hash=run.stage("samples").done_hash())
     rank = {p.task_id: i for i, p in enumerate(problems)}

@@ -130,9 +130,9 @@ def curriculum_buckets(scores: Sequence[float], quantiles: Sequence[float] = (0.
 def curriculum_order(rows: list[dict[str, Any]], seed: int = 0) -> list[dict[str, Any]]:
     """The rows in training order: by ``order`` when every row has one; otherwise by ``bucket``
     (easy -> hard), shuffled within each bucket with `seed`."""
-    if rows and all("order" in r for r in rows):
+    if rows and all(r.get("order") is not None for r in rows):
         return sorted(rows, key=lambda r: r["order"])
-    missing = [i for i, r in enumerate(rows) if "bucket" not in r]
+    missing = [i for i, r in enumerate(rows) if r.get("bucket") is None]
     if missing:
         raise UserError("curriculum order needs 'order' or 'bucket' on every record "
                         f"({len(missing)} of {len(rows)} lack both)", f"record {missing[0]}")

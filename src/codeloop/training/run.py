@@ -130,10 +130,13 @@ class _Run:
         callbacks = [throughput, MetricsJsonlCallback(self.run_dir / "metrics.jsonl")]
         with _tensorboard_dir(self.run_dir / "tensorboard"):
             trainer = self._build_trainer(model, tokenizer, rows, args, peft_config, callbacks, lora)
+            if len(trainer.train_dataset) == 0:  # TRL drops examples whose prompt fills max_length
+                raise UserError(f"none of the {len(rows)} records fits in max_length={self.config.max_length} "
+                                "tokens (each prompt alone is that long); raise max_length", "max_length")
         throughput.trainer = trainer
         trainer.data_collator = BatchStatsCollator(trainer.data_collator, self.on_batch)
+        trainer.remove_callback(PrinterCallback)  # per-step dicts go to metrics.jsonl, not the terminal
         if os.environ.get("CODELOOP_QUIET") == "1":
-            trainer.remove_callback(PrinterCallback)
             trainer.remove_callback(ProgressCallback)
 
         resume = last_complete_checkpoint(self.ckpt_dir)
