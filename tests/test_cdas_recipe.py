@@ -93,7 +93,7 @@ def test_peak_memory_sees_an_allocation_inside_the_block():
 
 
 def _tiny_recipe(tmp_path: Path, model_dir: Path, with_eval: bool) -> Path:
-    train = ("max_steps: 2, batch_size: 2, max_length: 128, save_steps: 1, learning_rate: 1.0e-3, "
+    train = ("max_steps: 2, batch_size: 2, max_length: 512, save_steps: 1, learning_rate: 1.0e-3, "
              "lora_r: 4")
     evals = ""
     table = ""
@@ -110,7 +110,8 @@ model: {model_dir}
 seed: 0
 stages:
   - {{name: data, type: sft_data, problems: easy, split: train, limit: 16}}
-  - {{name: select_cdas, type: select, input: data, method: cdas, ratio: 0.5, clusters: 3, max_length: 128}}
+  - {{name: select_cdas, type: select, input: data, method: cdas, ratio: 0.5, clusters: 3, rounding: ceil,
+     max_length: 256}}
   - {{name: select_random, type: select, input: data, method: random, size_from: select_cdas}}
   - {{name: train_cdas, type: train_sft_profiled, input: select_cdas, packing: none, {train}}}
   - {{name: train_cdas_dp, type: train_sft_profiled, input: select_cdas, packing: codeact, {train}}}

@@ -292,7 +292,7 @@ def _stage_metrics(ctx: StageContext, name: str) -> dict[str, Any]:
 def _fmt(x: Any, digits: int = 3) -> str:
     if x is None:
         return "—"
-    return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
+    return f"{x:.{digits}f}" if isinstance(x, (int, float)) and not isinstance(x, bool) else str(x)
 
 
 @stage_type("cdas_table", TableStageConfig,
@@ -309,14 +309,15 @@ def run_cdas_table(ctx: StageContext, cfg: TableStageConfig) -> dict[str, Any]:
                      "peak_rss_mb": tm.get("peak_rss_mb"), "peak_rss_delta_mb": tm.get("peak_rss_delta_mb"),
                      "peak_cuda_mb": tm.get("peak_cuda_mb"), "padding_ratio": metrics.get("padding_ratio_avg"),
                      "train_loss": metrics.get("train_loss")})
-    cols = [("variant", "label", 0), ("records", "records", 0), ("steps", "steps", 0), ("packing", "packing", 0),
+    cols = [("variant", "label", None), ("records", "records", None), ("steps", "steps", None),
+            ("packing", "packing", None),
             ("pass@1", "pass@1", 3), ("train time s", "train_time_s", 1), ("peak RSS MB", "peak_rss_mb", 0),
             ("peak RSS Δ MB", "peak_rss_delta_mb", 0), ("padding", "padding_ratio", 3), ("train loss", "train_loss", 3)]
     if any(r["peak_cuda_mb"] is not None for r in rows):
         cols.insert(8, ("peak CUDA MB", "peak_cuda_mb", 0))
     md = [f"# {cfg.title}", "", "| " + " | ".join(c[0] for c in cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
-        md.append("| " + " | ".join(_fmt(r[k], d) if d else _fmt(r[k]) for _, k, d in cols) + " |")
+        md.append("| " + " | ".join(_fmt(r[k]) if d is None else _fmt(r[k], d) for _, k, d in cols) + " |")
     atomic_write_text(ctx.stage.path / "table.md", "\n".join(md) + "\n")
     atomic_write_text(ctx.stage.path / "table.json", json.dumps(rows, indent=2) + "\n")
     scored = [r for r in rows if r["pass@1"] is not None]
