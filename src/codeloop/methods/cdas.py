@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -435,11 +435,13 @@ def plot_clusters(result: SelectionResult, path: str | Path) -> Path | None:
     cmap = plt.get_cmap("tab10" if labels.max() < 10 else "tab20")
     colors = [cmap(int(c) % cmap.N) for c in labels]
     ax.scatter(xy[~kept, 0], xy[~kept, 1], facecolors="none", edgecolors=[colors[i] for i in np.where(~kept)[0]],
-               s=18, linewidths=0.8, label="not kept")
-    ax.scatter(xy[kept, 0], xy[kept, 1], c=[colors[i] for i in np.where(kept)[0]], s=22, label="kept")
-    ax.set_title(f"instruction embeddings (PCA), K={result.stats.get('k_used')}")
+               s=18, linewidths=0.8)
+    ax.scatter(xy[kept, 0], xy[kept, 1], c=[colors[i] for i in np.where(kept)[0]], s=22)
+    ax.set_title(f"instruction embeddings (PCA), K={result.stats.get('k_used')}; colour = cluster")
     ax.set_xticks([])
     ax.set_yticks([])
+    ax.scatter([], [], facecolors="none", edgecolors="#5f6368", s=18, label="not kept")
+    ax.scatter([], [], c="#5f6368", s=22, label="kept")
     ax.legend(fontsize=8)
     pcs = result.stats["per_cluster"]
     xs = np.arange(len(pcs))
@@ -464,7 +466,3 @@ def describe(stats: dict[str, Any]) -> str:
     if stats.get("k_used") is not None:
         s += f", K={stats['k_used']}" + (f" (clamped from {stats['k_requested']})" if stats.get("k_clamped") else "")
     return s
-
-
-def config_dict(config: CDASConfig) -> dict[str, Any]:
-    return asdict(config)
