@@ -232,9 +232,14 @@ def write_report(root: str | Path) -> Path:
             if p:
                 data_parts.append(img(p, "sample scores"))
                 md.append(f"![scores]({p.name})")
-        if (s.path / "distance_hist.png").exists():
-            data_parts.append(img(s.path / "distance_hist.png", "pair distances"))
-            md.append(f"![distances]({s.path.name}/distance_hist.png)")
+        if t == "eval":
+            continue  # eval charts are summarised in the pass@k section
+        for png in sorted(s.path.glob("*.png")):  # each method stage's own plots (distances, IFD, chains)
+            data_parts.append(f"<h3>{esc(s.path.name)} — {esc(png.stem.replace('_', ' '))}</h3>" + img(png, png.stem))
+            md.append(f"![{png.stem}]({s.path.name}/{png.name})")
+        for table_md in sorted(s.path.glob("*.md")):  # e.g. the CodeACT table
+            data_parts.append(f"<h3>{esc(s.path.name)} — {esc(table_md.name)}</h3><pre>{esc(table_md.read_text())}</pre>")
+            md += ["", table_md.read_text(), ""]
     if data_parts:
         sections.append("<h2>Data</h2>" + "".join(data_parts))
 
