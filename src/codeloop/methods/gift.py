@@ -401,7 +401,7 @@ def gibbs_round(t: int, problems: list[Problem], state: ChainState, cfg: GiFTCon
     records: list[dict[str, Any]] = []
     for i, p in enumerate(active):
         rs = by_task[p.task_id]
-        passing = [r for r in rs if r.passed]
+        passing = [r for r in rs if _usable(r)]
         kept = rng.choice(passing) if passing else None
         records.append({"task_id": p.task_id, "round": t, "description": state.description[p.task_id],
                         "code_prompt": prompts[i],
@@ -447,6 +447,11 @@ def gibbs_round(t: int, problems: list[Problem], state: ChainState, cfg: GiFTCon
     metrics.update({"generate_s": gen_s + sum_s, "execute_s": exec_s, "score_s": score_s,
                     "wall_s": time.time() - t0, "code_samples": len(samples), "summaries": len(to_sum)})
     return records, metrics
+
+
+def _usable(result: Any) -> bool:
+    # A blank completion that "passes" (the prompt alone satisfies the tests) teaches nothing.
+    return result.passed and bool(result.completion.strip())
 
 
 def _by_id(problems: list[Problem], task_id: str) -> Problem:
@@ -574,7 +579,7 @@ def self_training(problems: list[Problem], cfg: GiFTConfig, generator: Any, work
     results = execute_into(run.stage("results"), judged, samples, exec_config or ExecConfig(),
                            inputs_hash=run.stage("samples").done_hash())
     kept = [{"task_id": r.task_id, "round": 0, "completion": r.completion, "ppl": None, "description": None}
-            for r in sorted(results, key=lambda r: (r.task_id, r.sample_id)) if r.passed]
+            for r in sorted(results, key=lambda r: (r.task_id, r.sample_id)) if _usable(r)]
     sft = resample(kept, problems, dataclasses.replace(cfg, weighting="uniform"))
     for rec in sft:
         rec["source"] = "self-training"
