@@ -58,6 +58,9 @@ for _name in COMMAND_MODULES:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user mistakes end in one clear message and exit code 2, never a traceback."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # codeloop draws its own progress bars; the libraries' per-file / per-map bars are noise here.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     # Deprecation notices that libraries raise about each other's APIs are not the user's to act on.
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
