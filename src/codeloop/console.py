@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from contextlib import contextmanager
 from typing import Iterable, Iterator, TypeVar
 
@@ -28,7 +27,7 @@ def progress_bar(description: str, total: int | None) -> Iterator["_Advance"]:
         return
     prog = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
                     MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                    console=console, transient=not sys.stderr.isatty() is False)
+                    console=console, transient=False)
     with prog:
         task = prog.add_task(description, total=total)
         yield _Advance(prog, task)
