@@ -22,6 +22,8 @@ def register(app: typer.Typer) -> None:
         timeout: float = typer.Option(10.0, "--timeout", help="Seconds per sample (per test case for stdin/stdout)."),
         memory_mb: int = typer.Option(1024, "--memory-mb", help="Address-space limit per execution (MiB)."),
         network: str = typer.Option("isolate", help="isolate (new empty network namespace) or allow."),
+        executor: str = typer.Option("local", help="local, ray (RAY_ADDRESS or a cluster started here) or "
+                                                   "ray:ADDRESS (sandbox actors on every node; see docs/ray.md)."),
     ) -> None:
         """Run samples against their problems' tests in the sandbox; resumes a killed run.
 
@@ -32,7 +34,7 @@ def register(app: typer.Typer) -> None:
         from codeloop.problems import load_problems
         from codeloop.records import JsonlAppender, Result, Sample, from_dict, iter_jsonl, read_jsonl, write_jsonl
 
-        cfg = ExecConfig(timeout_s=timeout, memory_mb=memory_mb, network=network,
+        cfg = ExecConfig(timeout_s=timeout, memory_mb=memory_mb, network=network, executor=executor,
                          **({"workers": workers} if workers is not None else {}))
         cfg.validate()
         probs = load_problems(problems, split=split)

@@ -49,30 +49,29 @@ def ray_address(executor: str) -> str | None:
 
 
 def connect(address: str | None = None) -> Any:
-    """Connect this process to Ray once (no-op when already connected); returns the ray module."""
+    """Connect this process to Ray once (no-op when already connected); returns the ray module.
+
+    No address: RAY_ADDRESS, else the cluster last started on this machine with `ray start`, else
+    a new single-machine instance (Ray's own discovery rules)."""
     ray = import_ray()
     if ray.is_initialized():
         return ray
-    if address is None and not os.environ.get("RAY_ADDRESS"):
-        address = "auto" if _local_cluster_running(ray) else None
+    if address is None and _would_start_local(ray):
+        console.print("ray: no RAY_ADDRESS and no cluster started on this machine; starting a local Ray instance")
     try:
-        if address is None:
-            console.print("ray: no cluster address given and none running here; starting a local Ray instance")
-            ray.init(include_dashboard=False, logging_level="WARNING")
-        else:
-            ray.init(address=address, logging_level="WARNING")
+        ray.init(address=address, include_dashboard=False if address is None else None, logging_level="WARNING")
     except (ConnectionError, ValueError, RuntimeError) as exc:
-        raise UserError(f"cannot connect to the Ray cluster at {address or os.environ.get('RAY_ADDRESS')}: "
+        raise UserError(f"cannot connect to the Ray cluster at {address or os.environ.get('RAY_ADDRESS') or 'auto'}: "
                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", "--executor") from None
     return ray
 
 
-def _local_cluster_running(ray: Any) -> bool:
+def _would_start_local(ray: Any) -> bool:
     try:
         from ray._private.services import get_ray_address_from_environment
 
-        return bool(get_ray_address_from_environment("auto", None))
-    except Exception:  # private API moved, or no cluster: start a local instance
+        return get_ray_address_from_environment(None, None) is None
+    except Exception:  # a private helper: if it moved, just skip the note
         return False
 
 
