@@ -226,3 +226,13 @@ def test_sampling_on_two_cpu_engines_matches_the_local_path_shard_by_shard(ray_c
     assert [s.logprob for s in got] == pytest.approx([s.logprob for s in want], abs=1e-4)
     assert sorted(streamed) == sorted((s.task_id, s.sample_id) for s in got)  # each once
     assert len({s.completion for s in got}) > 1  # sampled, not one repeated string
+
+
+def test_cli_eval_with_ray_executor(ray_cluster, tmp_path):
+    out = tmp_path / "eval"
+    rc = main(["eval", "--benchmark", "humaneval", "--limit", "6", "--model", "canonical",
+               "--executor", f"ray:{ray_cluster.address}", "--out", str(out)])
+    assert rc == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["pass@k"]["pass@1"] == 1.0
+    assert f"executor: ray:{ray_cluster.address}" in (out / "results" / "config.yaml").read_text()

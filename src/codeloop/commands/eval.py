@@ -49,6 +49,8 @@ def register(app: typer.Typer) -> None:
         workers: Optional[int] = typer.Option(None, help="Sandbox workers (default: CPU count)."),
         timeout: float = typer.Option(10.0, help="Seconds per sample (per test for stdin/stdout)."),
         memory_mb: int = typer.Option(1024, help="Address-space limit per execution."),
+        executor: str = typer.Option("local", help="Where executions run: local, ray or ray:ADDRESS "
+                                                   "(sandbox actors on a Ray cluster; docs/ray.md)."),
         decode: str = typer.Option("none", help="none | lintseq (the model writes LintSeq edit sequences)."),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (resumable run directory)."),
     ) -> None:
@@ -69,7 +71,7 @@ def register(app: typer.Typer) -> None:
                          backend=backend, base_url=base_url, split=split, limit=limit, n=n, ks=parse_ks(k),
                          temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
                          batch_size=batch_size, seed=seed, workers=workers, timeout_s=timeout,
-                         memory_mb=memory_mb, decode=decode)
+                         memory_mb=memory_mb, decode=decode, executor=executor)
         print_summary(evaluate(cfg, out))
 
     @eval_app.command("compare")

@@ -68,6 +68,7 @@ class EvalConfig:
     workers: int | None = None
     timeout_s: float = 10.0
     memory_mb: int = 1024
+    executor: str = "local"  # local | ray | ray:ADDRESS (sandbox executions; see docs/ray.md)
     decode: str = "none"  # none | lintseq: the model writes edit sequences, resolved into the program
 
     def validate(self) -> None:
@@ -89,7 +90,7 @@ class EvalConfig:
         return self.split if self.split is not None else DEFAULT_SPLITS.get(name)
 
     def exec_config(self) -> ExecConfig:
-        return ExecConfig(timeout_s=self.timeout_s, memory_mb=self.memory_mb,
+        return ExecConfig(timeout_s=self.timeout_s, memory_mb=self.memory_mb, executor=self.executor,
                           **({"workers": self.workers} if self.workers else {}))
 
     def generation_params(self) -> GenerationParams:
