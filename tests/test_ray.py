@@ -236,3 +236,15 @@ def test_cli_eval_with_ray_executor(ray_cluster, tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["pass@k"]["pass@1"] == 1.0
     assert f"executor: ray:{ray_cluster.address}" in (out / "results" / "config.yaml").read_text()
+
+
+def test_recipe_switches_executor_with_one_value(ray_cluster, tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: on_ray\nexecutor: local\nstages:\n"
+                      "  - {name: check, type: eval, benchmark: humaneval, limit: 4, model: canonical}\n")
+    rc = main(["run", str(recipe), f"executor=ray:{ray_cluster.address}", "--runs-dir", str(tmp_path / "runs"),
+               "--no-report"])
+    assert rc == 0
+    stage = tmp_path / "runs" / "on_ray" / "check"
+    assert json.loads((stage / "metrics.json").read_text())["pass@k"]["pass@1"] == 1.0
+    assert f"executor: ray:{ray_cluster.address}" in (stage / "results" / "config.yaml").read_text()

@@ -94,7 +94,8 @@ def run_eval(ctx: StageContext, cfg: EvalStageConfig) -> dict[str, Any]:
     ecfg = EvalConfig(benchmark=cfg.benchmark, model=ctx.model(cfg.model), adapter=adapter, split=cfg.split,
                       limit=cfg.limit, n=cfg.n, ks=cfg.ks, temperature=cfg.temperature, top_p=cfg.top_p,
                       max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, seed=ctx.seed(cfg.seed),
-                      timeout_s=cfg.timeout_s, memory_mb=cfg.memory_mb, decode=cfg.decode)
+                      timeout_s=cfg.timeout_s, memory_mb=cfg.memory_mb, decode=cfg.decode,
+                      executor=ctx.recipe.executor)
     summary = evaluate(ecfg, ctx.stage.path)
     m = summary.metrics
     return {"pass@k": m["pass@k"], "problems": m["n_problems"], "samples": m["n_samples"],
