@@ -216,7 +216,7 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
             raise UserError(f"unknown stage type {kind!r}{_suggest(str(kind), STAGE_TYPES)} "
                             f"(known: {', '.join(sorted(STAGE_TYPES))})", f"{where}.type")
         cfg = build_config(STAGE_TYPES[kind].config, raw, where)
-        for ref_key in ("input", "adapter_from", "baseline", "size_from"):
+        for ref_key in ("input", "adapter_from", "baseline", "size_from", "budget_from"):
             ref = getattr(cfg, ref_key, None)
             if ref and ref not in seen:
                 raise UserError(f"refers to stage '{ref}', which is not an earlier stage"
