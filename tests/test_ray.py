@@ -248,3 +248,18 @@ def test_recipe_switches_executor_with_one_value(ray_cluster, tmp_path):
     stage = tmp_path / "runs" / "on_ray" / "check"
     assert json.loads((stage / "metrics.json").read_text())["pass@k"]["pass@1"] == 1.0
     assert f"executor: ray:{ray_cluster.address}" in (stage / "results" / "config.yaml").read_text()
+
+
+def test_unreachable_head_is_a_user_error_not_a_long_hang():
+    import socket
+
+    from codeloop.execution.ray_executor import _probe
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(UserError, match="cannot reach the Ray head") as e:
+        _probe(f"127.0.0.1:{port}")
+    assert e.value.where == "--executor"
+    with pytest.raises(UserError, match="HOST:PORT"):
+        _probe("just-a-host")

@@ -56,6 +56,8 @@ def connect(address: str | None = None) -> Any:
     ray = import_ray()
     if ray.is_initialized():
         return ray
+    if address not in (None, "auto", "local"):
+        _probe(address)  # Ray itself retries an unreachable head for minutes before it gives up
     if address is None and _would_start_local(ray):
         console.print("ray: no RAY_ADDRESS and no cluster started on this machine; starting a local Ray instance")
     try:
@@ -64,6 +66,20 @@ def connect(address: str | None = None) -> Any:
         raise UserError(f"cannot connect to the Ray cluster at {address or os.environ.get('RAY_ADDRESS') or 'auto'}: "
                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", "--executor") from None
     return ray
+
+
+def _probe(address: str, timeout_s: float = 5.0) -> None:
+    import socket
+
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"expected HOST:PORT or ray://HOST:PORT after 'ray:', got {address!r}", "--executor")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise UserError(f"cannot reach the Ray head at {hostport}: {exc.strerror or exc} "
+                        "(is `ray start --head` running there? `ray status` on the head tells)", "--executor") from None
 
 
 def _would_start_local(ray: Any) -> bool:
