@@ -56,19 +56,35 @@ def connect(address: str | None = None) -> Any:
     ray = import_ray()
     if ray.is_initialized():
         return ray
-    if address not in (None, "auto", "local"):
+    if address is None:
+        found = _discovered_address()
+        if found is None:
+            console.print("ray: no RAY_ADDRESS and no cluster started on this machine; starting a local Ray instance")
+        elif found not in ("auto", "local"):  # a dead cluster's record must not hang us for minutes
+            _probe(found, what="the Ray cluster recorded here (RAY_ADDRESS or /tmp/ray/ray_current_cluster)")
+    elif address not in ("auto", "local"):
         _probe(address)  # Ray itself retries an unreachable head for minutes before it gives up
-    if address is None and _would_start_local(ray):
-        console.print("ray: no RAY_ADDRESS and no cluster started on this machine; starting a local Ray instance")
     try:
         ray.init(address=address, include_dashboard=False if address is None else None, logging_level="WARNING")
     except (ConnectionError, ValueError, RuntimeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UserError(f"cannot connect to the Ray cluster at {address or os.environ.get('RAY_ADDRESS') or 'auto'}: "
-                        f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", "--executor") from None
+                        f"{first}. If the cluster uses token authentication (Ray >= 2.59 turns it on for clusters "
+                        "started with `ray start`), set RAY_AUTH_MODE=token here too, with the cluster's token in "
+                        "RAY_AUTH_TOKEN or ~/.ray/auth_token", "--executor") from None
     return ray
 
 
-def _probe(address: str, timeout_s: float = 5.0) -> None:
+def _discovered_address() -> str | None:
+    try:
+        from ray._private.services import get_ray_address_from_environment
+
+        return get_ray_address_from_environment(None, None)
+    except Exception:  # a private helper that may move: then let ray.init discover on its own
+        return None
+
+
+def _probe(address: str, timeout_s: float = 5.0, what: str = "the Ray head") -> None:
     import socket
 
     hostport = address.split("://", 1)[-1].rstrip("/")
@@ -78,17 +94,9 @@ def _probe(address: str, timeout_s: float = 5.0) -> None:
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
     except OSError as exc:
-        raise UserError(f"cannot reach the Ray head at {hostport}: {exc.strerror or exc} "
-                        "(is `ray start --head` running there? `ray status` on the head tells)", "--executor") from None
-
-
-def _would_start_local(ray: Any) -> bool:
-    try:
-        from ray._private.services import get_ray_address_from_environment
-
-        return get_ray_address_from_environment(None, None) is None
-    except Exception:  # a private helper: if it moved, just skip the note
-        return False
+        raise UserError(f"cannot reach {what} at {hostport}: {exc.strerror or exc} (is `ray start --head` running "
+                        "there? `ray status` on the head tells; `ray stop` clears a dead cluster's record)",
+                        "--executor") from None
 
 
 def infrastructure_errors(ray: Any) -> tuple[type[BaseException], ...]:
