@@ -15,6 +15,9 @@ Peak memory (``--memory``): in a fresh process per path, load the model, reset t
 high-water mark, score 8 records of 512 tokens at batch 8 (256 prompt + 256 answer tokens), and
 report the peak RSS above the loaded model's RSS; for the chunked head and for full logits.
 
+Wall time swings with other work on a shared machine; records per CPU-second of this process
+(``time.process_time``) are printed too.
+
 Run:  .venv/bin/python benchmarks/scoring.py [--records 32] [--dtype auto] [--memory]
 Speed depends on the machine and its load (the dev machine is shared): compare ratios within one run.
 """
@@ -111,12 +114,12 @@ def main() -> None:
     qs = [p.description or p.prompt for p in problems]
     answers = [p.canonical_solution for p in problems]
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     ref = baseline_ifd(model, tok, qs, answers)
-    t_base = time.perf_counter() - start
-    start = time.perf_counter()
+    t_base, c_base = time.perf_counter() - start, time.process_time() - cpu
+    start, cpu = time.perf_counter(), time.process_time()
     ours = ifd_scores(model, tok, qs, answers, batch_size=args.batch_size)
-    t_ours = time.perf_counter() - start
+    t_ours, c_ours = time.perf_counter() - start, time.process_time() - cpu
 
     def rel(a: float, b: float) -> float:
         return abs(a - b) / max(abs(b), 1e-12)
@@ -126,9 +129,11 @@ def main() -> None:
     diff_i = max(rel(o.ifd, r[2]) for o, r in zip(ours, ref))
     n = len(problems)
     print(f"\nIFD of {n} HumanEval records (2 passes each), batch {args.batch_size}")
-    print(f"{'mode':28s} {'seconds':>8s} {'records/s':>10s} {'vs baseline':>11s}")
-    print(f"{'baseline (bs 1, full logits)':28s} {t_base:8.1f} {n / t_base:10.2f} {1.0:10.2f}x")
-    print(f"{'codeloop ifd_scores':28s} {t_ours:8.1f} {n / t_ours:10.2f} {t_base / t_ours:10.2f}x")
+    print(f"{'mode':28s} {'wall s':>7s} {'rec/s':>6s} {'ratio':>6s} {'cpu s':>7s} {'rec/cpu-s':>9s} {'ratio':>6s}")
+    print(f"{'baseline (bs 1, full logits)':28s} {t_base:7.1f} {n / t_base:6.2f} {1.0:5.2f}x "
+          f"{c_base:7.1f} {n / c_base:9.2f} {1.0:5.2f}x")
+    print(f"{'codeloop ifd_scores':28s} {t_ours:7.1f} {n / t_ours:6.2f} {t_base / t_ours:5.2f}x "
+          f"{c_ours:7.1f} {n / c_ours:9.2f} {c_base / c_ours:5.2f}x")
     print(f"max relative difference vs baseline: PPL(a|q) {diff_c:.2e}, PPL(a) {diff_u:.2e}, IFD {diff_i:.2e}")
 
     if args.memory:

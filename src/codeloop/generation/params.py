@@ -42,7 +42,7 @@ class GenerationParams:
 
     def validate(self) -> None:
         def bad(field_name: str, msg: str) -> UserError:
-            return UserError(msg, f"--{field_name.replace('_', '-')}")
+            return UserError(msg, "-n" if field_name == "n" else f"--{field_name.replace('_', '-')}")
 
         if self.n < 1:
             raise bad("n", f"must be >= 1, got {self.n}")

@@ -5,8 +5,9 @@ costs more than the rest of the step on a CPU. Here:
 
 - top-k: ``torch.topk`` (a partial selection) and sampling among those k, with top-p applied
   inside them when both are set;
-- top-p alone: the same partial selection with a k that grows (x4) until the kept candidates hold
-  at least `top_p` of the probability mass in every row, so the result equals a full-sort top-p;
+- top-p alone: one linear pass finds a k that surely holds every row's nucleus (a histogram of
+  probability mass over logit distance from the maximum), then the same partial selection with
+  that k; the result equals a full-sort top-p;
 - neither: sampling from the full softmax (linear in the vocabulary, no sort).
 
 All randomness comes from the given ``torch.Generator``: same seed, same inputs, same tokens.
@@ -16,7 +17,8 @@ from __future__ import annotations
 
 import torch
 
-_FIRST_K = 64
+_BUCKET = 0.25  # nats
+_N_BUCKETS = 160  # 40 nats below the maximum; anything further down shares the last bucket
 
 
 def _top_p_keep(probs_sorted: torch.Tensor, top_p: float) -> torch.Tensor:
@@ -25,6 +27,25 @@ def _top_p_keep(probs_sorted: torch.Tensor, top_p: float) -> torch.Tensor:
     keep = before < top_p
     keep[..., 0] = True
     return keep
+
+
+def _nucleus_bound(scaled: torch.Tensor, top_p: float) -> int:
+    """A k such that every row's top-p nucleus lies within its k largest logits, in O(V).
+
+    Tokens are bucketed by how far (in steps of _BUCKET nats) their logit lies below the row's
+    maximum; the mass per bucket (one scatter-add) tells the first bucket depth at which the
+    tokens above it hold `top_p`. That set is a top prefix holding >= top_p, so it contains the
+    nucleus; k is its largest size over the rows.
+    """
+    gap = scaled.max(-1, keepdim=True).values - scaled
+    bucket = (gap / _BUCKET).long().clamp_(max=_N_BUCKETS - 1)
+    probs = torch.softmax(scaled, -1)
+    mass = torch.zeros(scaled.shape[0], _N_BUCKETS, dtype=probs.dtype, device=probs.device)
+    mass.scatter_add_(1, bucket, probs)
+    enough = mass.cumsum(-1) >= top_p - 1e-6
+    enough[:, -1] = True
+    depth = enough.int().argmax(-1, keepdim=True)  # first bucket where the mass suffices
+    return max(1, int((bucket <= depth).sum(-1).max()))
 
 
 def _draw(weights: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -45,14 +66,9 @@ def choose_tokens(logits: torch.Tensor, temperature: float, top_k: int = 0, top_
             probs = probs * _top_p_keep(probs, top_p)
         return idx.gather(-1, _draw(probs, generator).unsqueeze(-1)).squeeze(-1)
     if top_p < 1.0:
-        log_z = torch.logsumexp(scaled, -1, keepdim=True)
-        k = min(_FIRST_K, vocab)
-        while True:
-            vals, idx = torch.topk(scaled, k, dim=-1)
-            probs = torch.exp(vals - log_z)
-            if k >= vocab or bool((probs.sum(-1) >= top_p).all()):
-                break
-            k = min(k * 4, vocab)
+        k = _nucleus_bound(scaled, top_p)
+        vals, idx = torch.topk(scaled, k, dim=-1)
+        probs = torch.softmax(scaled, -1).gather(-1, idx)
         probs = probs * _top_p_keep(probs, top_p)
         return idx.gather(-1, _draw(probs, generator).unsqueeze(-1)).squeeze(-1)
     return _draw(torch.softmax(scaled, -1), generator)
