@@ -263,3 +263,27 @@ def test_unreachable_head_is_a_user_error_not_a_long_hang():
     assert e.value.where == "--executor"
     with pytest.raises(UserError, match="HOST:PORT"):
         _probe("just-a-host")
+
+
+@pytest.mark.slow
+def test_node_lost_mid_job_batches_move_to_the_surviving_nodes(ray_cluster):
+    extra = ray_cluster.add_node(num_cpus=1, object_store_memory=80 << 20)
+    ray_cluster.wait_for_nodes()
+    samples = _slow_samples(120)
+    calls: Counter = Counter()
+    removed: dict = {}
+    with RayExecutor(ExecConfig(timeout_s=5.0, memory_mb=512), cores_per_actor=1, batch_size=4) as ex:
+        infos = ex.actor_infos()
+        assert len({i["node_id"] for i in infos}) == 3
+
+        def on_result(r: Result) -> None:
+            calls[r.sample_id] += 1
+            if sum(calls.values()) == 8 and not removed:
+                ray_cluster.remove_node(extra, allow_graceful=False)  # the node's raylet and workers die
+                removed["at"] = time.monotonic()
+
+        results, summary = ex.execute([SLOW], samples, on_result=on_result, progress=False)
+    assert removed
+    assert calls == Counter({i: 1 for i in range(120)})
+    assert [r.status for r in results] == ["passed" if i % 2 == 0 else "failed" for i in range(120)]
+    assert summary.lost_actors >= 1 and summary.retried_batches >= 1

@@ -103,7 +103,8 @@ def infrastructure_errors(ray: Any) -> tuple[type[BaseException], ...]:
     """Errors that say the machine, not the sample, failed: the batch is run again elsewhere."""
     ex = ray.exceptions
     names = ("RayActorError", "WorkerCrashedError", "NodeDiedError", "ObjectLostError", "OwnerDiedError",
-             "LocalRayletDiedError", "ObjectFetchTimedOutError", "OutOfMemoryError", "RaySystemError")
+             "LocalRayletDiedError", "ObjectFetchTimedOutError", "OutOfMemoryError", "RaySystemError",
+             "ActorUnschedulableError")
     return tuple(getattr(ex, n) for n in names if hasattr(ex, n))
 
 
