@@ -172,7 +172,10 @@ def _prev_wall(stage: StageDir) -> float:
 def execute_into(stage: StageDir, problems: list[Problem], samples: list[Sample], exec_cfg: ExecConfig,
                  inputs_hash: str | None = None) -> list[Result]:
     """Resumable execution stage: one Result per Sample, appended as each finishes."""
-    state = stage.open({"inputs_hash": inputs_hash, "exec": asdict(exec_cfg)})
+    # Where and how widely it runs (executor, workers) does not change a verdict, so switching a
+    # half-done stage from the local pool to Ray resumes it instead of starting over.
+    verdict_settings = {k: v for k, v in asdict(exec_cfg).items() if k not in ("executor", "workers")}
+    state = stage.open({"inputs_hash": inputs_hash, "exec": verdict_settings})
     if state.status != "done":
         done = stage.done_keys()
         todo = [s for s in samples if (s.task_id, s.sample_id) not in done]
