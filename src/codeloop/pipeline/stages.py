@@ -200,6 +200,7 @@ class TrainStageConfig:
     lora_r: int = 16
     beta: float = 0.1
     loss_type: str = "sigmoid"
+    precompute_ref_log_probs: bool = False  # DPO: one reference pass up front instead of one per step
     packing: str = "none"
     save_steps: int = 10
     seed: int | None = None
@@ -219,7 +220,8 @@ def _train(ctx: StageContext, cfg: TrainStageConfig, kind: str) -> dict[str, Any
                   save_steps=cfg.save_steps, seed=ctx.seed(cfg.seed))
     if kind == "dpo":
         result = training.train_dpo(read_jsonl(data), training.DPORunConfig(
-            **common, beta=cfg.beta, loss_type=cfg.loss_type, curriculum=cfg.curriculum))
+            **common, beta=cfg.beta, loss_type=cfg.loss_type, curriculum=cfg.curriculum,
+            precompute_ref_log_probs=cfg.precompute_ref_log_probs))
     else:
         result = training.train_sft(read_jsonl(data), training.SFTRunConfig(**common, packing=cfg.packing))
     return result.to_dict()

@@ -123,8 +123,8 @@ class _Run:
 
         from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-        from codeloop.training.trainers import (BatchStatsCollator, MetricsJsonlCallback, ThroughputCallback,
-                                                trim_metrics)
+        from codeloop.training.trainers import (BatchStatsCollator, MetricsJsonlCallback, QuietProgressCallback,
+                                                ThroughputCallback, trim_metrics)
 
         throughput = ThroughputCallback()
         callbacks = [throughput, MetricsJsonlCallback(self.run_dir / "metrics.jsonl")]
@@ -135,9 +135,11 @@ class _Run:
                                 "tokens (each prompt alone is that long); raise max_length", "max_length")
         throughput.trainer = trainer
         trainer.data_collator = BatchStatsCollator(trainer.data_collator, self.on_batch)
-        trainer.remove_callback(PrinterCallback)  # per-step dicts go to metrics.jsonl, not the terminal
-        if os.environ.get("CODELOOP_QUIET") == "1":
-            trainer.remove_callback(ProgressCallback)
+        # Per-step dicts go to metrics.jsonl, not the terminal: keep the bar, drop its log printing.
+        trainer.remove_callback(PrinterCallback)
+        trainer.remove_callback(ProgressCallback)
+        if os.environ.get("CODELOOP_QUIET") != "1":
+            trainer.add_callback(QuietProgressCallback())
 
         resume = last_complete_checkpoint(self.ckpt_dir)
         resumed_step = 0

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from transformers import TrainerCallback
+from transformers.trainer_callback import ProgressCallback
 from trl import DPOTrainer, SFTTrainer
 
 from codeloop.records import JsonlAppender
@@ -84,6 +85,13 @@ class CodeloopDPOTrainer(_StatsMixin, DPOTrainer):
         if {"ref_chosen_logps", "ref_rejected_logps"} <= set(dataset.column_names):
             return dataset
         return super()._precompute_ref_logps(dataset, name, batch_size)
+
+
+class QuietProgressCallback(ProgressCallback):
+    """transformers' step progress bar without its per-step printing of the log dict."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: D102
+        return None
 
 
 class ThroughputCallback(TrainerCallback):
