@@ -62,3 +62,19 @@ def test_cli_exit_code_2_for_a_bad_recipe(tmp_path, capsys):
     assert main(["run", str(p), "stages.pairs.n=x"]) == 2
     assert main(["run", str(tmp_path / "missing.yaml")]) == 2
     assert "recipe file not found" in capsys.readouterr().err
+
+
+RECIPES = __import__("pathlib").Path(__file__).resolve().parents[1] / "recipes"
+
+
+@pytest.mark.parametrize("name", ["demo", "dpo_curriculum", "lintseq", "gift", "codeact"])
+def test_shipped_recipes_load(name):
+    assert load_recipe(RECIPES / f"{name}.yaml").stages
+
+
+def test_dpo_curriculum_extends_the_demo_stage_for_stage():
+    # `codeloop run recipes/dpo_curriculum.yaml name=demo` reuses the demo's finished stages.
+    demo = load_recipe(RECIPES / "demo.yaml")
+    full = load_recipe(RECIPES / "dpo_curriculum.yaml", ["name=demo"])
+    assert [(s.name, s.raw) for s in demo.stages] == [(s.name, s.raw) for s in full.stages[:len(demo.stages)]]
+    assert full.stage("dpo_shuffled").config.curriculum is False and full.stage("dpo").config.curriculum is True

@@ -1,6 +1,7 @@
 """Run a recipe's stages in order in `runs/NAME/`, skipping finished ones, resuming a killed one.
 
-A stage's config hash covers its own keys, the recipe's model/seed/executor and the hashes of every
+A stage's config hash covers its own keys, the recipe's model and seed (not its executor: verdicts are
+the same wherever they run) and the hashes of every
 earlier stage, so changing a stage re-runs it and what follows it, and nothing before it.
 """
 
@@ -61,7 +62,7 @@ def run_recipe(recipe: Recipe, runs_dir: str | Path | None = None, write_report:
     run = RunDir(root)
     root.mkdir(parents=True, exist_ok=True)
     atomic_write_text(root / "recipe.yaml", yaml.safe_dump(recipe.resolved, sort_keys=False))
-    chain = config_hash({"model": recipe.model, "seed": recipe.seed, "executor": recipe.executor})
+    chain = config_hash({"model": recipe.model, "seed": recipe.seed})  # the executor changes no result
     outcomes: list[StageOutcome] = []
     console.print(f"[bold]codeloop run[/] {recipe.name}: {len(recipe.stages)} stages -> {root}")
     for i, spec in enumerate(recipe.stages, 1):
