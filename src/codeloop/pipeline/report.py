@@ -40,11 +40,19 @@ def _bootstrap_ci(values: np.ndarray, seed: int = 0) -> tuple[float, float]:
     return paired_bootstrap(values, resamples=5000, seed=seed)
 
 
+def stages_in_recipe_order(run: RunDir) -> list[StageDir]:
+    """The run's stages in the order the recipe lists them (folders sort by name, recipes do not)."""
+    f = run.root / "recipe.yaml"
+    names = [s.get("name") for s in (yaml.safe_load(f.read_text()) or {}).get("stages", [])] if f.exists() else []
+    rank = {n: i for i, n in enumerate(names)}
+    return sorted(run.stages(), key=lambda s: (rank.get(s.path.name, len(rank)), s.path.name))
+
+
 def eval_rows(run: RunDir) -> list[dict[str, Any]]:
     """One row per eval stage: pass@k, CI of pass@1, and the paired delta against the baseline."""
     rows: list[dict[str, Any]] = []
     baselines: dict[tuple[str, Any], tuple[str, dict[str, float]]] = {}
-    for stage in run.stages():
+    for stage in stages_in_recipe_order(run):
         if _stage_type(stage) != "eval" or not stage.done:
             continue
         m = stage.metrics()
@@ -164,7 +172,7 @@ def write_report(root: str | Path) -> Path:
     if not (root / "recipe.yaml").exists():
         raise UserError("not a codeloop run folder (no recipe.yaml)", str(root))
     run = RunDir(root)
-    stages = run.stages()
+    stages = stages_in_recipe_order(run)
     recipe_text = (root / "recipe.yaml").read_text()
     evals = eval_rows(run)
     sections: list[str] = []
