@@ -82,5 +82,25 @@ def test_recipe_end_to_end_with_kill_and_resume(tmp_path, tiny_model_dir):
     for stage in ("eval_before", "pairs", "curriculum", "dpo", "eval_after"):
         assert (runs / "tiny" / stage / "_DONE").exists()
     html = (runs / "tiny" / "report.html").read_text()
-    assert "pass@1" in html and "data:image/png;base64," in html and (runs / "tiny" / "report.md").exists()
+    assert "pass@1" in html and (runs / "tiny" / "report.md").exists()
+    assert _assert_images_render(html) >= 3  # pass@k chart, training curves, sample scores (+ distances)
+    assert "Headline" in html  # eval_after is compared with eval_before
     assert (runs / "tiny" / "dpo" / "final").is_dir()
+
+
+def _assert_images_render(html: str) -> int:
+    """Every <img> is an inline PNG that decodes to a real picture (what a browser needs to show it)."""
+    import base64
+    import io
+    import re
+
+    import matplotlib.image as mpimg
+
+    srcs = re.findall(r'<img [^>]*src="([^"]+)"', html)
+    for src in srcs:
+        assert src.startswith("data:image/png;base64,"), src[:60]
+        data = base64.b64decode(src.split(",", 1)[1], validate=True)
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        pixels = mpimg.imread(io.BytesIO(data), format="png")
+        assert pixels.shape[0] > 50 and pixels.shape[1] > 50
+    return len(srcs)
