@@ -137,8 +137,9 @@ def test_huge_file_write_hits_the_file_size_limit(pool):
 
 @pytest.fixture
 def canary_dir():
-    # Not under /tmp: the sandbox has its own private /tmp and would not even see it there.
-    d = Path(__file__).resolve().parent / f".canary-{os.getpid()}"
+    # Not under /tmp (nor beside this file, which may itself be in /tmp in a CI clone): the sandbox
+    # has its own private /tmp and would not even see it there.
+    d = Path("/var/lib") / f"codeloop-canary-{os.getpid()}"
     d.mkdir(mode=0o755)
     (d / "canary.txt").write_text("alive")
     os.chmod(d / "canary.txt", 0o644)

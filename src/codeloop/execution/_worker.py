@@ -36,6 +36,12 @@ CLONE_NEWUSER = 0x10000000
 CLONE_NEWNS = 0x00020000
 MS_BIND, MS_REC, MS_PRIVATE = 1 << 12, 1 << 14, 1 << 18
 SCRATCH_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")  # the world-writable places
+
+
+def _outermost(paths) -> list[str]:
+    """The paths that are not inside another of them."""
+    ps = sorted(set(paths))
+    return [p for p in ps if not any(p != q and p.startswith(q + os.sep) for q in ps)]
 HOOK_PLACEHOLDER = "__CODELOOP_HOOK__"
 _LIBC = ctypes.CDLL(None, use_errno=True)
 _MAX_VERDICT_BYTES = 1 << 20
@@ -306,6 +312,7 @@ class Worker:
         self.nproc_base = 0
         self.tests: dict[str, list] = {}
         self.scratch: list[str] = []
+        self.scratch_keep: set[str] = set()
         self.fd_ceiling = 1 << 20
 
     # -- start-up -----------------------------------------------------------------------------
@@ -354,25 +361,48 @@ class Worker:
         if _LIBC.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
             return []
         size = f"size={int(self.cfg.get('scratch_mb', 256))}m,mode=1777".encode()
-        mounted = []
+        needed = self._interpreter_paths()
+        # The interpreter or its environment may live under a directory about to be covered (a
+        # project cloned into /tmp with its .venv there): hold a handle to each such directory so
+        # it can be bound back once the tmpfs hides it. Scratch clean-up never enters them.
+        handles: dict[str, list[tuple[str, int]]] = {}
         for d in SCRATCH_DIRS:
-            if os.path.isdir(d) and _LIBC.mount(b"tmpfs", d.encode(), b"tmpfs", 0, size) == 0:
+            under = _outermost([p for p in needed if p.startswith(d + os.sep)])
+            handles[d] = [(p, os.open(p, os.O_PATH)) for p in under]
+        mounted = []
+        try:
+            for d in SCRATCH_DIRS:
+                if not (os.path.isdir(d) and _LIBC.mount(b"tmpfs", d.encode(), b"tmpfs", 0, size) == 0):
+                    continue
                 mounted.append(d)
+                for path, fd in handles[d]:
+                    os.makedirs(path, exist_ok=True)
+                    if _LIBC.mount(f"/proc/self/fd/{fd}".encode(), path.encode(), None, MS_BIND | MS_REC, None):
+                        self.notes.append(f"cannot bind {path} for the sandbox uid: imports from there fail")
+                    top = os.path.join(d, os.path.relpath(path, d).split(os.sep)[0])
+                    self.scratch_keep.add(top)
+        finally:
+            for entries in handles.values():
+                for _, fd in entries:
+                    os.close(fd)
         if "/tmp" not in mounted:
             return []
-        self._expose_interpreter()
+        self._expose_interpreter(needed)
         return mounted
 
-    def _expose_interpreter(self) -> None:
+    @staticmethod
+    def _interpreter_paths() -> set[str]:
+        needed = {sys.base_prefix, sys.base_exec_prefix, sys.prefix, sys.exec_prefix}
+        needed |= {p for p in sys.path if p and os.path.isdir(p)}
+        return {os.path.realpath(p) for p in needed}
+
+    def _expose_interpreter(self, needed: set[str]) -> None:
         """The sandbox uid must be able to import the standard library and site-packages even when
         they live under a directory it may not enter (e.g. /root/.pyenv under a 0700 /root): in
         our mount namespace, cover that directory with an empty tmpfs and bind just the
         interpreter's directories back into it. The rest of it stays hidden."""
-        needed = {sys.base_prefix, sys.base_exec_prefix, sys.prefix, sys.exec_prefix}
-        needed |= {p for p in sys.path if p and os.path.isdir(p)}
         by_blocker: dict[str, set[str]] = {}
         for path in needed:
-            path = os.path.realpath(path)
             parts = path.split(os.sep)
             for i in range(2, len(parts)):
                 ancestor = os.sep.join(parts[:i])
@@ -380,8 +410,7 @@ class Worker:
                     by_blocker.setdefault(ancestor, set()).add(path)
                     break
         for blocker in sorted(by_blocker, key=len):
-            keep = sorted(by_blocker[blocker])
-            keep = [p for p in keep if not any(p != q and p.startswith(q + os.sep) for q in keep)]
+            keep = _outermost(by_blocker[blocker])
             fds = [os.open(p, os.O_PATH) for p in keep]
             try:
                 if _LIBC.mount(b"tmpfs", blocker.encode(), b"tmpfs", 0, b"size=1m,mode=0755") != 0:
@@ -403,7 +432,7 @@ class Worker:
                 continue
             for name in names:
                 path = os.path.join(d, name)
-                if path == self.base:
+                if path == self.base or path in self.scratch_keep:  # our run dirs; bound-back interpreter dirs
                     continue
                 try:
                     if os.path.isdir(path) and not os.path.islink(path):
