@@ -182,7 +182,8 @@ def execute_into(stage: StageDir, problems: list[Problem], samples: list[Sample]
         t0 = time.time()
         with stage.writer() as out:
             execute_samples(problems, todo, exec_cfg, on_result=out.write)
-        stage.finish({"results": len(stage.records()), "wall_s": time.time() - t0 + _prev_wall(stage)})
+        stage.finish({"results": len(stage.records()), "wall_s": time.time() - t0 + _prev_wall(stage),
+                      "executor": exec_cfg.executor, "workers": exec_cfg.workers})
     return [from_dict(Result, r) for r in stage.records()]
 
 
