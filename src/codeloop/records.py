@@ -213,6 +213,17 @@ def write_jsonl(path: str | os.PathLike[str], records: Iterable[Any]) -> int:
     return n
 
 
+def cut_torn_tail(path: str | os.PathLike[str]) -> None:
+    """Cut a partly written last line (a kill mid-write) off a JSONL file, keeping whole records."""
+    p = Path(path)
+    if not p.exists():
+        return
+    data = p.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(p, "r+b") as fh:
+            fh.truncate(data.rfind(b"\n") + 1)
+
+
 class JsonlAppender:
     """Append records to a JSONL file one line at a time, flushed, for resumable stages.
 
@@ -223,12 +234,7 @@ class JsonlAppender:
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists():
-            data = self.path.read_bytes()
-            if data and not data.endswith(b"\n"):
-                cut = data.rfind(b"\n") + 1
-                with open(self.path, "r+b") as fh:
-                    fh.truncate(cut)
+        cut_torn_tail(self.path)
         self._fh = open(self.path, "a", encoding="utf-8")
 
     def write(self, record: Any) -> None:

@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator
 
 import yaml
 
-from codeloop.records import JsonlAppender, atomic_write_text, iter_jsonl
+from codeloop.records import JsonlAppender, atomic_write_text, cut_torn_tail, iter_jsonl
 
 DONE_FILE = "_DONE"
 CONFIG_FILE = "config.yaml"
@@ -101,10 +101,7 @@ class StageDir:
         """All complete records in the shards, each key once (first occurrence wins)."""
         seen: set[Any] = set()
         for shard in self.shards():
-            data = shard.read_bytes()
-            if data and not data.endswith(b"\n"):  # torn last line from a kill mid-write
-                with open(shard, "r+b") as fh:
-                    fh.truncate(data.rfind(b"\n") + 1)
+            cut_torn_tail(shard)
             for _, rec in iter_jsonl(shard):
                 k = self.key(rec)
                 if k in seen:

@@ -8,18 +8,7 @@ from typing import Optional
 import typer
 
 from codeloop.console import console, summary
-
-
-def parse_ks(text: str, option: str = "--k") -> list[int]:
-    from codeloop.errors import UserError
-
-    try:
-        ks = sorted({int(x) for x in text.split(",") if x.strip()})
-    except ValueError:
-        raise UserError(f"expected comma-separated integers like 1,10, got {text!r}", option) from None
-    if not ks or ks[0] < 1:
-        raise UserError("every k must be a positive integer", option)
-    return ks
+from codeloop.execution.passk import parse_ks
 
 
 def register(app: typer.Typer) -> None:
