@@ -144,6 +144,25 @@ def test_top_k_then_top_p_and_greedy():
     assert full == set(range(6))
 
 
+def test_full_softmax_draw_follows_the_probabilities_and_skips_zero_weights():
+    from codeloop.generation.sampling import _draw
+
+    g = torch.Generator().manual_seed(2)
+    weights = torch.tensor([[0.0, 0.5, 0.0, 0.3, 0.2, 0.0]]).expand(40000, -1)
+    counts = torch.bincount(_draw(weights, g), minlength=6).float() / 40000
+    assert counts[[0, 2, 5]].sum() == 0
+    # 40k draws: the standard error of each share is < 0.0025; 4 of them is a loose bound.
+    assert torch.allclose(counts, weights[0], atol=0.01)
+    # Unnormalised weights give the same shares.
+    counts2 = torch.bincount(_draw(weights * 7.0, g), minlength=6).float() / 40000
+    assert torch.allclose(counts2, weights[0], atol=0.01)
+    # The temperature reshapes the softmax: the draw's shares follow softmax(logits / T).
+    logits = torch.tensor([[2.0, 1.0, 0.0]])
+    for t in (0.5, 1.0, 2.0):
+        got = torch.bincount(choose_tokens(logits.expand(40000, -1), t, generator=g), minlength=3).float() / 40000
+        assert torch.allclose(got, torch.softmax(logits[0] / t, -1), atol=0.01)
+
+
 def test_token_logprobs_are_log_softmax():
     logits = torch.randn(3, 50)
     toks = torch.tensor([1, 2, 3])

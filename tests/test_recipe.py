@@ -78,3 +78,14 @@ def test_dpo_curriculum_extends_the_demo_stage_for_stage():
     full = load_recipe(RECIPES / "dpo_curriculum.yaml", ["name=demo"])
     assert [(s.name, s.raw) for s in demo.stages] == [(s.name, s.raw) for s in full.stages[:len(demo.stages)]]
     assert full.stage("dpo_shuffled").config.curriculum is False and full.stage("dpo").config.curriculum is True
+
+
+def test_every_eval_stage_field_reaches_the_eval_harness():
+    """An eval stage field the harness does not know would be silently dropped by run_eval."""
+    import dataclasses
+
+    from codeloop.evaluation.harness import EvalConfig
+    from codeloop.pipeline.stages import _EVAL_FROM_RECIPE, EvalStageConfig
+
+    stage_fields = {f.name for f in dataclasses.fields(EvalStageConfig)} - _EVAL_FROM_RECIPE
+    assert stage_fields <= set(EvalConfig.__dataclass_fields__)

@@ -7,6 +7,7 @@ names as input. Stages that loop over many items keep resumable sub-stages (samp
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -76,6 +77,7 @@ class EvalStageConfig:
     ks: list[int] = field(default_factory=lambda: [1])
     temperature: float = 0.0
     top_p: float = 0.95
+    top_k: int = 0
     max_new_tokens: int = 384
     batch_size: int = 8
     model: str | None = None
@@ -86,15 +88,20 @@ class EvalStageConfig:
     decode: str = "none"  # lintseq: the model writes edit sequences (see methods/lintseq.py)
 
 
+# A recipe's eval stage is `codeloop eval` with three differences: the model and seed default to
+# the recipe's, the adapter comes from a named train stage, and the executor is the recipe's.
+# Every other field passes through by name, so a field added to both can't be forgotten here.
+_EVAL_FROM_RECIPE = {"model", "seed", "adapter_from"}
+
+
 @stage_type("eval", EvalStageConfig, "sample, execute and report pass@k on a benchmark")
 def run_eval(ctx: StageContext, cfg: EvalStageConfig) -> dict[str, Any]:
     from codeloop.evaluation.harness import EvalConfig, evaluate
 
     adapter = str(ctx.stage_path(cfg.adapter_from) / "final") if cfg.adapter_from else None
-    ecfg = EvalConfig(benchmark=cfg.benchmark, model=ctx.model(cfg.model), adapter=adapter, split=cfg.split,
-                      limit=cfg.limit, n=cfg.n, ks=cfg.ks, temperature=cfg.temperature, top_p=cfg.top_p,
-                      max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, seed=ctx.seed(cfg.seed),
-                      timeout_s=cfg.timeout_s, memory_mb=cfg.memory_mb, decode=cfg.decode,
+    passed = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
+              if f.name not in _EVAL_FROM_RECIPE and f.name in EvalConfig.__dataclass_fields__}
+    ecfg = EvalConfig(**passed, model=ctx.model(cfg.model), adapter=adapter, seed=ctx.seed(cfg.seed),
                       executor=ctx.recipe.executor)
     summary = evaluate(ecfg, ctx.stage.path)
     m = summary.metrics

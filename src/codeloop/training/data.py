@@ -105,28 +105,6 @@ def fingerprint(rows: Iterable[dict[str, Any]]) -> str:
 # Curriculum
 
 
-def curriculum_buckets(scores: Sequence[float], quantiles: Sequence[float] = (0.5, 0.9),
-                       higher_is_easier: bool = True) -> list[int]:
-    """Bucket index per score, 0 = easiest, cut at the given quantiles of the scores.
-
-    For the DPO logit curriculum the score is |logp(chosen) - logp(rejected)| under the initial
-    model: a large gap is an easy pair, so ``higher_is_easier=True``.
-    """
-    if not scores:
-        return []
-    ranked = sorted(scores, reverse=higher_is_easier)
-    n = len(ranked)
-    cuts = [ranked[min(n - 1, max(0, int(q * n) - 1))] for q in quantiles]
-    buckets = []
-    for s in scores:
-        b = 0
-        for c in cuts:
-            if (s < c) if higher_is_easier else (s > c):
-                b += 1
-        buckets.append(b)
-    return buckets
-
-
 def curriculum_order(rows: list[dict[str, Any]], seed: int = 0) -> list[dict[str, Any]]:
     """The rows in training order: by ``order`` when every row has one; otherwise by ``bucket``
     (easy -> hard), shuffled within each bucket with `seed`."""
