@@ -97,3 +97,15 @@ def test_tiny_gift_recipe_end_to_end(tmp_path, tiny_model_dir):
         assert set(by[name].metrics["pass@k"]) == {"pass@1", "pass@10"}
     again = run_recipe(load_recipe(RECIPE, overrides), runs_dir=tmp_path / "runs", write_report=False)
     assert all(o.status == "skipped" for o in again.stages)
+    # The report puts the two trained arms head to head; its deltas are B - A of the evals' own pass@k.
+    from codeloop.pipeline.report import eval_rows, head_to_head, write_report
+    from codeloop.rundir import RunDir
+
+    rows = eval_rows(RunDir(root))
+    duels = head_to_head(RunDir(root), rows)
+    assert [(d["a"], d["b"]) for d in duels] == [("eval_self", "eval_gift")]
+    for k in ("pass@1", "pass@10"):
+        want = by["eval_gift"].metrics["pass@k"][k] - by["eval_self"].metrics["pass@k"][k]
+        assert duels[0]["deltas"][k]["delta"] == pytest.approx(want)
+    write_report(root)
+    assert "Trained arms, head to head" in (root / "report.md").read_text()

@@ -1,7 +1,8 @@
 """The run report: `runs/NAME/report.html` and `report.md`, built only from what the stages wrote.
 
 Sections: headline (pass@1 before -> after), configuration, stages (counts, timings), pass@k with
-95% confidence intervals and paired deltas against the baseline evaluation, training curves,
+95% confidence intervals and paired deltas against the baseline evaluation, the trained arms
+head to head (paired deltas and McNemar between every two trained evals), training curves,
 data plots (sample scores, pair distances), and example samples rendered as code.
 """
 
@@ -25,13 +26,17 @@ def _stage_type(stage: StageDir) -> str:
                .get("type", "?"))
 
 
-def _per_problem_pass(stage: StageDir) -> dict[str, float]:
-    """pass@1 per problem of an eval stage (mean over its samples)."""
+def _eval_counts(stage: StageDir) -> dict[str, Any]:
+    """Samples and passes per problem of an eval stage."""
     from codeloop.evaluation.compare import counts_from_results
     from codeloop.evaluation.load import load_eval_results
 
-    counts = counts_from_results(load_eval_results(stage.path))
-    return {t: pc.c / pc.n for t, pc in counts.items()}
+    return counts_from_results(load_eval_results(stage.path))
+
+
+def _per_problem_pass(stage: StageDir) -> dict[str, float]:
+    """pass@1 per problem of an eval stage (mean over its samples)."""
+    return {t: pc.c / pc.n for t, pc in _eval_counts(stage).items()}
 
 
 def _bootstrap_ci(values: np.ndarray, seed: int = 0) -> tuple[float, float]:
@@ -74,6 +79,25 @@ def eval_rows(run: RunDir) -> list[dict[str, Any]]:
                             "ci": (dlo, dhi), "shared": len(shared)}
         rows.append(row)
     return rows
+
+
+def head_to_head(run: RunDir, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Paired comparisons between the trained arms of a recipe (e.g. GiFT vs self-training): every
+    two evals of trained models on the same benchmark and split, the earlier one as A. The deltas
+    vs base answer "did training help"; these answer "which method helped more"."""
+    from codeloop.evaluation.compare import compare_counts
+
+    arms = [r for r in rows if r["adapter_from"]]
+    out = []
+    for i, a in enumerate(arms):
+        for b in arms[i + 1:]:
+            if (a["benchmark"], a["split"]) != (b["benchmark"], b["split"]):
+                continue
+            ks = sorted({int(k.split("@")[1]) for k in a["pass@k"]} & {int(k.split("@")[1]) for k in b["pass@k"]})
+            cmp = compare_counts(_eval_counts(run.stage(a["stage"])), _eval_counts(run.stage(b["stage"])),
+                                 ks or [1], resamples=5000)
+            out.append({"a": a["stage"], "b": b["stage"], **cmp.to_dict()})
+    return out
 
 
 def _plot_evals(rows: list[dict[str, Any]], path: Path) -> Path | None:
@@ -223,6 +247,19 @@ def write_report(root: str | Path) -> Path:
             d = f"{r['delta']['delta']:+.3f} {_fmt_ci(r['delta']['ci'])}" if r["delta"] else "—"
             md.append("| " + " | ".join([str(c) if not isinstance(c, float) else f"{c:.3f}" for c in row[:-1]] + [d]) + " |")
         md += ["", "![pass@1](report_passk.png)", ""]
+
+    # trained arms against each other
+    duels = head_to_head(run, evals)
+    if duels:
+        rows = [[d["a"], d["b"], k, f"{v['a']:.3f}", f"{v['b']:.3f}", f"{v['delta']:+.3f}",
+                 _fmt_ci((v["ci_low"], v["ci_high"])), f"+{len(d['only_b'])} / -{len(d['only_a'])}",
+                 f"{d['mcnemar_p']:.3g}"]
+                for d in duels for k, v in d["deltas"].items()]
+        head = ["A", "B", "metric", "A", "B", "B − A", "95% CI (paired bootstrap)", "problems solved: B only / A only",
+                "McNemar p"]
+        sections.append("<h2>Trained arms, head to head</h2>" + table(head, rows))
+        md += ["## Trained arms, head to head", "", "| " + " | ".join(head) + " |", "|---" * len(head) + "|",
+               *["| " + " | ".join(r) + " |" for r in rows], ""]
 
     # training curves
     train_stages = [s for s in stages if _stage_type(s).startswith("train")]
