@@ -101,8 +101,7 @@ def test_tiny_gift_recipe_end_to_end(tmp_path, tiny_model_dir):
     from codeloop.pipeline.report import eval_rows, head_to_head, write_report
     from codeloop.rundir import RunDir
 
-    rows = eval_rows(RunDir(root))
-    duels = head_to_head(RunDir(root), rows)
+    duels = head_to_head(eval_rows(RunDir(root)))
     assert [(d["a"], d["b"]) for d in duels] == [("eval_self", "eval_gift")]
     for k in ("pass@1", "pass@10"):
         want = by["eval_gift"].metrics["pass@k"][k] - by["eval_self"].metrics["pass@k"][k]

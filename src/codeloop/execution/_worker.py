@@ -37,16 +37,17 @@ CLONE_NEWNS = 0x00020000
 MS_BIND, MS_REC, MS_PRIVATE = 1 << 12, 1 << 14, 1 << 18
 SCRATCH_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")  # the world-writable places
 
-
-def _outermost(paths) -> list[str]:
-    """The paths that are not inside another of them."""
-    ps = sorted(set(paths))
-    return [p for p in ps if not any(p != q and p.startswith(q + os.sep) for q in ps)]
 HOOK_PLACEHOLDER = "__CODELOOP_HOOK__"
 _LIBC = ctypes.CDLL(None, use_errno=True)
 _MAX_VERDICT_BYTES = 1 << 20
 _STDERR_KEEP = 4096
 TESTS_CACHE = 32
+
+
+def _outermost(paths) -> list[str]:
+    """The paths that are not inside another of them."""
+    ps = sorted(set(paths))
+    return [p for p in ps if not any(p != q and p.startswith(q + os.sep) for q in ps)]
 
 
 # -------------------------------------------------------------------------------------------------

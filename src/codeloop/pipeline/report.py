@@ -34,11 +34,6 @@ def _eval_counts(stage: StageDir) -> dict[str, Any]:
     return counts_from_results(load_eval_results(stage.path))
 
 
-def _per_problem_pass(stage: StageDir) -> dict[str, float]:
-    """pass@1 per problem of an eval stage (mean over its samples)."""
-    return {t: pc.c / pc.n for t, pc in _eval_counts(stage).items()}
-
-
 def _bootstrap_ci(values: np.ndarray, seed: int = 0) -> tuple[float, float]:
     from codeloop.evaluation.compare import paired_bootstrap
 
@@ -54,20 +49,22 @@ def stages_in_recipe_order(run: RunDir) -> list[StageDir]:
 
 
 def eval_rows(run: RunDir) -> list[dict[str, Any]]:
-    """One row per eval stage: pass@k, CI of pass@1, and the paired delta against the baseline."""
+    """One row per eval stage: pass@k, CI of pass@1, the paired delta against the baseline, and the
+    per-problem counts (read once here; the head-to-head comparisons reuse them)."""
     rows: list[dict[str, Any]] = []
     baselines: dict[tuple[str, Any], tuple[str, dict[str, float]]] = {}
     for stage in stages_in_recipe_order(run):
         if _stage_type(stage) != "eval" or not stage.done:
             continue
         m = stage.metrics()
-        per = _per_problem_pass(stage)
+        counts = _eval_counts(stage)
+        per = {t: pc.c / pc.n for t, pc in counts.items()}  # pass@1 per problem
         vals = np.array(list(per.values()))
         lo, hi = _bootstrap_ci(vals)
         key = (m.get("benchmark"), m.get("split"))
         row = {"stage": stage.path.name, "benchmark": m.get("benchmark"), "split": m.get("split"),
                "adapter_from": m.get("adapter_from"), "problems": m.get("problems"),
-               "pass@k": m.get("pass@k", {}), "ci": (lo, hi), "delta": None}
+               "pass@k": m.get("pass@k", {}), "ci": (lo, hi), "delta": None, "counts": counts}
         if not m.get("adapter_from"):
             baselines.setdefault(key, (stage.path.name, per))
         elif key in baselines:
@@ -81,7 +78,7 @@ def eval_rows(run: RunDir) -> list[dict[str, Any]]:
     return rows
 
 
-def head_to_head(run: RunDir, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def head_to_head(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Paired comparisons between the trained arms of a recipe (e.g. GiFT vs self-training): every
     two evals of trained models on the same benchmark and split, the earlier one as A. The deltas
     vs base answer "did training help"; these answer "which method helped more"."""
@@ -94,8 +91,7 @@ def head_to_head(run: RunDir, rows: list[dict[str, Any]]) -> list[dict[str, Any]
             if (a["benchmark"], a["split"]) != (b["benchmark"], b["split"]):
                 continue
             ks = sorted({int(k.split("@")[1]) for k in a["pass@k"]} & {int(k.split("@")[1]) for k in b["pass@k"]})
-            cmp = compare_counts(_eval_counts(run.stage(a["stage"])), _eval_counts(run.stage(b["stage"])),
-                                 ks or [1], resamples=5000)
+            cmp = compare_counts(a["counts"], b["counts"], ks or [1], resamples=5000)
             out.append({"a": a["stage"], "b": b["stage"], **cmp.to_dict()})
     return out
 
@@ -249,7 +245,7 @@ def write_report(root: str | Path) -> Path:
         md += ["", "![pass@1](report_passk.png)", ""]
 
     # trained arms against each other
-    duels = head_to_head(run, evals)
+    duels = head_to_head(evals)
     if duels:
         rows = [[d["a"], d["b"], k, f"{v['a']:.3f}", f"{v['b']:.3f}", f"{v['delta']:+.3f}",
                  _fmt_ci((v["ci_low"], v["ci_high"])), f"+{len(d['only_b'])} / -{len(d['only_a'])}",
