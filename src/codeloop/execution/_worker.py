@@ -29,6 +29,14 @@ import struct
 import sys
 import time
 
+if __package__:  # imported as codeloop.execution._worker
+    from codeloop.execution import _harness
+else:  # run by the pool as a script; -I leaves the script's folder off sys.path
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import _harness  # noqa: E402  (stdlib-only sibling; the child runs it)
+
+    del sys.path[0]
+
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 CLONE_NEWNET = 0x40000000
@@ -37,11 +45,9 @@ CLONE_NEWNS = 0x00020000
 MS_BIND, MS_REC, MS_PRIVATE = 1 << 12, 1 << 14, 1 << 18
 SCRATCH_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")  # the world-writable places
 
-HOOK_PLACEHOLDER = "__CODELOOP_HOOK__"
 _LIBC = ctypes.CDLL(None, use_errno=True)
 _MAX_VERDICT_BYTES = 1 << 20
 _STDERR_KEEP = 4096
-TESTS_CACHE = 32
 
 
 def _outermost(paths) -> list[str]:
@@ -50,39 +56,6 @@ def _outermost(paths) -> list[str]:
     return [p for p in ps if not any(p != q and p.startswith(q + os.sep) for q in ps)]
 
 
-# -------------------------------------------------------------------------------------------------
-# Output comparison for stdin/stdout tests (the pool imports this too; keep it dependency-free)
-
-def _as_float(tok: str) -> float | None:
-    try:
-        return float(tok)
-    except ValueError:
-        return None
-
-
-def outputs_match(got: str, expected: str, float_tol: float = 1e-5) -> bool:
-    """Whitespace-token match; numeric tokens may differ by ``float_tol`` absolute or relative.
-
-    Both outputs are split on any whitespace (so trailing spaces/newlines and line breaks vs
-    spaces do not matter). Tokens must be equal as strings (case-sensitive), or both parse as
-    finite floats with ``|a - b| <= float_tol * max(1, |b|)`` where b is the expected token.
-    """
-    a, b = got.split(), expected.split()
-    if len(a) != len(b):
-        return False
-    for x, y in zip(a, b):
-        if x == y:
-            continue
-        fx, fy = _as_float(x), _as_float(y)
-        if fx is None or fy is None or fx != fx or fy != fy or abs(fy) == float("inf"):
-            return False
-        if abs(fx - fy) > float_tol * max(1.0, abs(fy)):
-            return False
-    return True
-
-
-# -------------------------------------------------------------------------------------------------
-# Protocol with the pool
 
 def _read_exact(fd: int, n: int) -> bytes:
     chunks = []
@@ -106,129 +79,6 @@ def send(fd: int, obj: dict) -> None:
     while data:
         n = os.write(fd, data)
         data = data[n:]
-
-
-# -------------------------------------------------------------------------------------------------
-# Inside the child: the harnesses. They run in the forked child, after the limits are in place.
-
-class _Channel:
-    """Writes verdict events to the private pipe; each line carries the nonce and our pid."""
-
-    def __init__(self, fd: int, nonce: str):
-        self._write, self._fd, self._pid = os.write, fd, os.getpid()
-        self._prefix = (nonce + " ").encode()
-        self._dumps = json.dumps
-
-    def emit(self, event: dict) -> None:
-        event["p"] = self._pid
-        try:
-            self._write(self._fd, self._prefix + self._dumps(event).encode() + b"\n")
-        except OSError:
-            pass
-
-
-def _short_exc(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return text[:300]
-
-
-def _exc_kind(exc: BaseException) -> str:
-    if isinstance(exc, MemoryError):
-        return "memory"
-    if isinstance(exc, SystemExit):
-        return "exit"
-    return "error"
-
-
-class _Hook:
-    """Counts the harness's tests. The rewritten test code calls ok(i) / fail(i, exc)."""
-
-    def __init__(self, channel: _Channel):
-        self.channel = channel
-        self.ok_ids: set[int] = set()
-        self.fail_ids: set[int] = set()
-
-    def ok(self, i: int) -> None:
-        self.ok_ids.add(i)
-        self.channel.emit({"e": "t", "i": i, "ok": 1})
-
-    def fail(self, i: int, exc: BaseException) -> None:
-        self.fail_ids.add(i)
-        self.channel.emit({"e": "t", "i": i, "ok": 0, "k": _exc_kind(exc), "m": _short_exc(exc)})
-
-
-def _function_harness(job: dict, channel: _Channel, hook_name: str) -> None:
-    ns: dict = {"__name__": "__candidate__", "__builtins__": builtins}
-    try:
-        code = compile(job["program"], "<program>", "exec")
-    except BaseException as exc:  # SyntaxError, ValueError (null bytes), MemoryError, RecursionError
-        channel.emit({"e": "load", "k": _exc_kind(exc), "m": _short_exc(exc)})
-        return
-    try:
-        exec(code, ns)
-    except BaseException as exc:
-        channel.emit({"e": "load", "k": _exc_kind(exc), "m": _short_exc(exc)})
-        return
-    entry = job.get("entry_point")
-    if job.get("call_check") and entry not in ns:
-        channel.emit({"e": "load", "k": "error", "m": f"the program does not define {entry!r}"})
-        return
-    channel.emit({"e": "loaded"})
-    hook = _Hook(channel)
-    test_src = job["test"].replace(HOOK_PLACEHOLDER, hook_name)
-    ns[hook_name] = hook
-    try:
-        exec(compile(test_src, "<test>", "exec"), ns)
-        if job.get("call_check"):
-            ns["check"](ns[job["entry_point"]])
-    except BaseException as exc:  # an uncounted statement of the tests raised: the run did not pass
-        channel.emit({"e": "abort", "k": _exc_kind(exc), "m": _short_exc(exc)})
-        return
-    channel.emit({"e": "end", "ok": sorted(hook.ok_ids), "fail": sorted(hook.fail_ids)})
-
-
-def _exit_code(exc: SystemExit) -> int:
-    code = exc.code
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code & 0xFF
-    try:
-        sys.stderr.write(str(code) + "\n")
-    except Exception:
-        pass
-    return 1
-
-
-def _stdio_harness(job: dict, channel: _Channel) -> int:
-    ns: dict = {"__name__": "__main__", "__builtins__": builtins}
-    status, kind = 0, ""
-    try:
-        exec(compile(job["program"], "<program>", "exec"), ns)
-    except SystemExit as exc:
-        status = _exit_code(exc)
-    except BaseException as exc:
-        kind = _exc_kind(exc)
-        status = 1
-        try:
-            import traceback
-
-            traceback.print_exception(exc, file=sys.stderr)
-        except BaseException:
-            pass
-    try:
-        import threading
-
-        threading._shutdown()  # type: ignore[attr-defined]  # like the interpreter: join non-daemon threads
-    except BaseException:
-        pass
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except BaseException:
-            pass
-    channel.emit({"e": "end", "exit": status, "k": kind})
-    return status
 
 
 def _set_limits(lim: dict) -> None:
@@ -280,12 +130,12 @@ def _child_main(job: dict, fds: dict, worker: "Worker", nonce: str, rundir: str,
         sys.argv = ["<program>"]
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM, signal.SIGCHLD, signal.SIGUSR1):
             signal.signal(sig, signal.SIG_DFL if sig != signal.SIGINT else signal.default_int_handler)
-        channel = _Channel(vfd, nonce)
+        channel = _harness.Channel(vfd, nonce)
         del fds, worker
         if job["kind"] == "stdio":
-            code = _stdio_harness(job, channel)
+            code = _harness.run_stdio(job, channel)
         else:
-            _function_harness(job, channel, "_cl_" + nonce[:12])
+            _harness.run_function(job, channel, "_cl_" + nonce[:12])
             for stream in (sys.stdout, sys.stderr):
                 try:
                     stream.flush()
@@ -311,7 +161,6 @@ class Worker:
         self.sweeps = 0
         self.base = ""
         self.nproc_base = 0
-        self.tests: dict[str, list] = {}
         self.scratch: list[str] = []
         self.scratch_keep: set[str] = set()
         self.fd_ceiling = 1 << 20
@@ -663,8 +512,14 @@ class Worker:
     # -- judging --------------------------------------------------------------------------------
     def handle(self, job: dict) -> dict:
         if job["kind"] == "stdio":
-            return self.judge_stdio(job)
+            return self.run_stdio_case(job)
         return self.judge_function(job)
+
+    def judge_function(self, job: dict) -> dict:
+        run = self.run_child(job, None)
+        wst = run["wstatus"]
+        return _harness.function_verdict(run["events"], int(job["n_tests"]), self._abnormal(run),
+                                         os.WEXITSTATUS(wst) if os.WIFEXITED(wst) else -1, run["wall"])
 
     @staticmethod
     def _signal_of(wstatus: int) -> int | None:
@@ -688,100 +543,25 @@ class Worker:
             return "killed", f"killed by {name}"
         return None
 
-    def judge_function(self, job: dict) -> dict:
-        run = self.run_child(job, None)
-        events = run["events"]
-        total = int(job["n_tests"])
-        ok_ids = {ev["i"] for ev in events if ev.get("e") == "t" and ev.get("ok") == 1}
-        fails = [ev for ev in events if ev.get("e") == "t" and ev.get("ok") == 0]
-        fail_ids = {ev["i"] for ev in fails}
-        passed = len(ok_ids - fail_ids)
-        res = {"passed_tests": passed, "total_tests": total, "runtime_s": run["wall"]}
-        final = {ev.get("e"): ev for ev in events if ev.get("e") in ("load", "loaded", "abort", "end")}
-        first_fail = fails[0] if fails else None
-        if "load" in final:
-            ev = final["load"]
-            if ev["k"] == "exit":
-                return {**res, "status": "failed",
-                        "detail": f"program exited before the tests ran ({ev['m']})"}
-            return {**res, "status": "memory" if ev["k"] == "memory" else "error",
-                    "detail": f"program failed to load: {ev['m']}"}
-        if "end" in final:
-            end = final["end"]
-            if set(end["ok"]) != ok_ids or set(end["fail"]) != fail_ids:
-                return {**res, "status": "failed", "detail": "test records inconsistent (tampering?)"}
-            if not fail_ids and passed == total:
-                return {**res, "status": "passed", "detail": ""}
-            if first_fail is not None:
-                return {**res, **self._test_failure(first_fail, total)}
-            return {**res, "status": "failed", "detail": f"only {passed} of {total} tests ran"}
-        if first_fail is not None:  # the verdict was already 'not passed' when the run stopped
-            return {**res, **self._test_failure(first_fail, total)}
-        if "abort" in final:
-            ev = final["abort"]
-            status = "memory" if ev["k"] == "memory" else "failed"
-            return {**res, "status": status, "detail": f"tests stopped: {ev['m']}"}
-        bad = self._abnormal(run)
-        if bad is not None:
-            return {**res, "status": bad[0], "detail": bad[1] + self._stage(final, passed, total)}
-        code = os.WEXITSTATUS(run["wstatus"]) if os.WIFEXITED(run["wstatus"]) else -1
-        return {**res, "status": "failed",
-                "detail": f"process exited (code {code}) before the tests finished"
-                          + self._stage(final, passed, total)}
-
-    @staticmethod
-    def _stage(final: dict, passed: int, total: int) -> str:
-        if "loaded" not in final:
-            return " while loading the program"
-        return f" after {passed} of {total} tests passed"
-
-    @staticmethod
-    def _test_failure(ev: dict, total: int) -> dict:
-        status = "memory" if ev.get("k") == "memory" else "failed"
-        return {"status": status, "detail": f"test {ev['i'] + 1}/{total}: {ev.get('m', '')}"}
-
-    def put_tests(self, key: str, tests: list) -> None:
-        # The pool mirrors this first-in-first-out cache to know what it must send again.
-        self.tests[key] = tests
-        while len(self.tests) > TESTS_CACHE:
-            del self.tests[next(iter(self.tests))]
-
-    def judge_stdio(self, job: dict) -> dict:
-        tests = self.tests[job["tests_key"]]
-        tol = float(job.get("float_tol", 1e-5))
-        passed, first, wall = 0, None, 0.0
-        for i, t in enumerate(tests):
-            run = self.run_child(job, t.get("input", ""))
-            wall += run["wall"]
-            outcome = self._stdio_outcome(run, t.get("output", ""), tol)
-            if outcome is None:
-                passed += 1
-            elif first is None:
-                first = (i, outcome)
-                if job.get("stop_on_fail"):
-                    break
-        res = {"passed_tests": passed, "total_tests": len(tests), "runtime_s": wall}
-        if first is None:
-            return {**res, "status": "passed", "detail": ""}
-        i, (status, detail) = first
-        return {**res, "status": status, "detail": f"test {i + 1}/{len(tests)}: {detail}"}
-
-    def _stdio_outcome(self, run: dict, expected: str, tol: float) -> tuple[str, str] | None:
+    def run_stdio_case(self, job: dict) -> dict:
+        """One stdin/stdout test case: the child gets only the input. The expected output never
+        enters the worker, so no child can read it; the pool compares what this returns."""
+        run = self.run_child(job, job.get("input", ""))
         bad = self._abnormal(run)
         ends = [ev for ev in run["events"] if ev.get("e") == "end"]
+        outcome = None
         if bad is not None and not ends:
-            return bad
-        if ends and ends[-1].get("k") == "memory":
-            return "memory", "MemoryError"
-        wst = run["wstatus"]
-        code = os.WEXITSTATUS(wst) if os.WIFEXITED(wst) else -1
-        if code != 0:
-            tail = run["stderr"].decode("utf-8", "replace").strip().splitlines()
-            return "error", f"exit code {code}" + (f": {tail[-1][:300]}" if tail else "")
-        got = run["stdout"].decode("utf-8", "replace")
-        if outputs_match(got, expected, tol):
-            return None
-        return "failed", f"wrong answer (got {got[:80]!r}, expected {expected[:80]!r})"
+            outcome = bad
+        elif ends and ends[-1].get("k") == "memory":
+            outcome = ("memory", "MemoryError")
+        else:
+            wst = run["wstatus"]
+            code = os.WEXITSTATUS(wst) if os.WIFEXITED(wst) else -1
+            if code != 0:
+                tail = run["stderr"].decode("utf-8", "replace").strip().splitlines()
+                outcome = ("error", f"exit code {code}" + (f": {tail[-1][:300]}" if tail else ""))
+        return {"outcome": list(outcome) if outcome else None, "runtime_s": run["wall"],
+                "stdout": "" if outcome else run["stdout"].decode("utf-8", "replace")}
 
 
 def main() -> None:
@@ -815,8 +595,6 @@ def main() -> None:
                              "passed_tests": 0, "total_tests": int(msg["job"].get("n_tests", 0)),
                              "runtime_s": 0.0}
                 send(wfd, reply)
-            elif op == "put_tests":
-                worker.put_tests(msg["key"], msg["tests"])
             elif op == "stats":
                 send(wfd, {"fds": len(os.listdir("/proc/self/fd")), "runs": worker.runs,
                            "sweeps": worker.sweeps, "children": worker._children_left(),

@@ -22,13 +22,14 @@ own time limit and compared by :func:`outputs_match`.
 from __future__ import annotations
 
 import ast
-from typing import Any
+from typing import Any, Callable
 
 from codeloop.errors import UserError
-from codeloop.execution._worker import HOOK_PLACEHOLDER, outputs_match
+from codeloop.execution._harness import HOOK_PLACEHOLDER
 from codeloop.records import Problem, Sample
 
-__all__ = ["FunctionTests", "rewrite_function_tests", "program_for", "build_job", "outputs_match"]
+__all__ = ["FunctionTests", "rewrite_function_tests", "program_for", "build_job", "outputs_match",
+           "stdio_verdict"]
 
 
 class FunctionTests:
@@ -128,6 +129,63 @@ def io_tests_of(problem: Problem, where: str = "") -> list[dict[str, str]]:
             out = "\n".join(map(str, out)) + "\n"
         tests.append({"input": str(inp), "output": str(out)})
     return tests
+
+
+def _as_float(tok: str) -> float | None:
+    try:
+        return float(tok)
+    except ValueError:
+        return None
+
+
+def outputs_match(got: str, expected: str, float_tol: float = 1e-5) -> bool:
+    """Whitespace-token match; numeric tokens may differ by ``float_tol`` absolute or relative.
+
+    Both outputs are split on any whitespace (so trailing spaces/newlines and line breaks vs
+    spaces do not matter). Tokens must be equal as strings (case-sensitive), or both parse as
+    finite floats with ``|a - b| <= float_tol * max(1, |b|)`` where b is the expected token.
+    """
+    a, b = got.split(), expected.split()
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        if x == y:
+            continue
+        fx, fy = _as_float(x), _as_float(y)
+        if fx is None or fy is None or fx != fx or fy != fy or abs(fy) == float("inf"):
+            return False
+        if abs(fx - fy) > float_tol * max(1.0, abs(fy)):
+            return False
+    return True
+
+
+def stdio_verdict(job: dict[str, Any], tests: list[dict[str, str]],
+                  run_case: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+    """Run a stdin/stdout job case by case through `run_case` (one sandboxed child each, which
+    sees only the input) and compare each output here, outside the sandbox."""
+    tol = float(job.get("float_tol", 1e-5))
+    passed, first, wall = 0, None, 0.0
+    for i, t in enumerate(tests):
+        case = {"kind": "stdio", "program": job["program"], "input": t.get("input", ""),
+                "timeout_s": job["timeout_s"]}
+        run = run_case(case)
+        wall += float(run.get("runtime_s", 0.0))
+        outcome = run.get("outcome")
+        if outcome is None:
+            got, expected = run.get("stdout", ""), t.get("output", "")
+            if not outputs_match(got, expected, tol):
+                outcome = ("failed", f"wrong answer (got {got[:80]!r}, expected {expected[:80]!r})")
+        if outcome is None:
+            passed += 1
+        elif first is None:
+            first = (i, outcome)
+            if job.get("stop_on_fail"):
+                break
+    res = {"passed_tests": passed, "total_tests": len(tests), "runtime_s": wall}
+    if first is None:
+        return {**res, "status": "passed", "detail": ""}
+    i, (status, detail) = first
+    return {**res, "status": status, "detail": f"test {i + 1}/{len(tests)}: {detail}"}
 
 
 def build_job(problem: Problem, program: str, config: Any, cache: dict[str, Any]) -> dict[str, Any]:

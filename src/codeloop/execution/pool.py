@@ -25,12 +25,11 @@ from typing import Any, Callable, Iterable
 
 from codeloop.console import progress_bar, warn
 from codeloop.errors import UserError
-from codeloop.execution import _worker
 from codeloop.execution.config import ExecConfig
-from codeloop.execution.judges import build_job, program_for
+from codeloop.execution.judges import build_job, program_for, stdio_verdict
 from codeloop.records import Problem, Result, Sample
 
-WORKER_SCRIPT = Path(_worker.__file__).resolve()
+WORKER_SCRIPT = (Path(__file__).parent / "_worker.py").resolve()
 _UID_LOCK_DIR = Path("/tmp/codeloop-sandbox-uids")
 _UID_SLOTS = 4096
 _START_TIMEOUT_S = 60.0
@@ -64,7 +63,6 @@ class _WorkerHandle:
         self.config = config
         self.proc: subprocess.Popen | None = None
         self.isolation: dict[str, Any] = {}
-        self._tests_sent: dict[str, None] = {}  # mirrors the worker's FIFO cache of io tests
         self.restarts = -1
 
     def start(self) -> None:
@@ -84,7 +82,6 @@ class _WorkerHandle:
         finally:
             if lock_fd is not None:
                 os.close(lock_fd)  # the worker holds the lock now
-        self._tests_sent.clear()
         hello = self._recv(_START_TIMEOUT_S)
         self.isolation = hello["isolation"]
 
@@ -119,19 +116,9 @@ class _WorkerHandle:
         return json.loads(self._read(n, deadline))
 
     # -- calls -----------------------------------------------------------------------------------
-    def run(self, job: dict, tests: list | None) -> dict:
-        if job["kind"] == "stdio":
-            key = job["tests_key"]
-            if key not in self._tests_sent:
-                self._send({"op": "put_tests", "key": key, "tests": tests})
-                self._tests_sent[key] = None
-                while len(self._tests_sent) > _worker.TESTS_CACHE:
-                    del self._tests_sent[next(iter(self._tests_sent))]
-            budget = (job["timeout_s"] + 0.5) * max(1, job["n_tests"]) + _SLACK_S
-        else:
-            budget = job["timeout_s"] + _SLACK_S
+    def run(self, job: dict) -> dict:
         self._send({"op": "run", "job": job})
-        return self._recv(budget)
+        return self._recv(job["timeout_s"] + _SLACK_S)
 
     def stats(self) -> dict:
         self._send({"op": "stats"})
@@ -210,17 +197,26 @@ class ExecutionPool:
         return [w.stats() for w in self._workers]
 
     def _run_on(self, w: _WorkerHandle, job: dict, tests: list | None) -> dict:
+        if job["kind"] == "stdio":
+            return stdio_verdict(job, tests or [], lambda case: self._run_once(w, case))
+        return self._run_once(w, job)
+
+    @staticmethod
+    def _run_once(w: _WorkerHandle, job: dict) -> dict:
         for attempt in (1, 2):
             try:
                 if w.proc is None or w.proc.poll() is not None:
                     w.kill()
                     w.start()
-                return w.run(job, tests)
+                return w.run(job)
             except WorkerDied as exc:
                 w.kill()
                 if attempt == 2:
-                    return {"status": "killed", "detail": f"sandbox worker lost twice ({exc})",
+                    lost = {"status": "killed", "detail": f"sandbox worker lost twice ({exc})",
                             "passed_tests": 0, "total_tests": job.get("n_tests", 0), "runtime_s": 0.0}
+                    if job["kind"] == "stdio":
+                        return {"outcome": ["killed", lost["detail"]], "runtime_s": 0.0, "stdout": ""}
+                    return lost
         raise AssertionError("unreachable")
 
     def run_jobs(self, jobs: list[dict], tests: dict[str, list] | None = None,
