@@ -67,8 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, standalone_mode=False)
     except UserError as exc:
-        where = f"[bold]{exc.where}[/]: " if exc.where else ""
-        console.print(f"[bold red]error:[/] {where}{exc.message}", markup=True, soft_wrap=True)
+        from rich.markup import escape  # user text (a task_id, a path) is not markup
+
+        where = f"[bold]{escape(exc.where)}[/]: " if exc.where else ""
+        console.print(f"[bold red]error:[/] {where}{escape(exc.message)}", markup=True, soft_wrap=True)
         return 2
     except typer.Exit as exc:
         return exc.exit_code
