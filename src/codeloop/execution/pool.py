@@ -40,6 +40,10 @@ class WorkerDied(RuntimeError):
     pass
 
 
+class _PoolClosed(Exception):
+    """The pool was closed while a job ran: that job gets no verdict."""
+
+
 def _claim_uid(base: int) -> tuple[int, int]:
     """Lock a uid slot for one worker's lifetime, across every codeloop process on this machine.
 
@@ -83,6 +87,9 @@ class _WorkerHandle:
             if lock_fd is not None:
                 os.close(lock_fd)  # the worker holds the lock now
         hello = self._recv(_START_TIMEOUT_S)
+        if "fatal" in hello:
+            self.kill()
+            raise RuntimeError(hello["fatal"])
         self.isolation = hello["isolation"]
 
     # -- framing ---------------------------------------------------------------------------------
@@ -118,7 +125,10 @@ class _WorkerHandle:
     # -- calls -----------------------------------------------------------------------------------
     def run(self, job: dict) -> dict:
         self._send({"op": "run", "job": job})
-        return self._recv(job["timeout_s"] + _SLACK_S)
+        reply = self._recv(job["timeout_s"] + _SLACK_S)
+        if "sandbox_error" in reply:  # the worker exits after this; the job runs again on a fresh one
+            raise WorkerDied(f"sandbox error: {reply['sandbox_error']}")
+        return reply
 
     def stats(self) -> dict:
         self._send({"op": "stats"})
@@ -157,13 +167,24 @@ class ExecutionPool:
         self._workers = [_WorkerHandle(self.config) for _ in range(self.config.workers)]
         self._started = False
         self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self.warned = False  # execute_samples says what isolation is missing once per pool
 
     def start(self) -> "ExecutionPool":
         with self._lock:
             if not self._started:
+                self._closing.clear()
+                _remove_stale_cgroups()
                 for w in self._workers:
                     w.start()
                 self._started = True
+                iso = self._workers[0].isolation
+                if self.config.isolation == "full" and iso.get("level") != "full":
+                    for w in self._workers:
+                        w.close()
+                    self._started = False
+                    raise UserError("isolation 'full' was asked for, but on this machine the sandbox gets "
+                                    + isolation_summary(iso), "--isolation")
         return self
 
     def __enter__(self) -> "ExecutionPool":
@@ -173,6 +194,7 @@ class ExecutionPool:
         self.close()
 
     def close(self) -> None:
+        self._closing.set()  # a job cut short by this is not given a verdict
         with self._lock:
             for w in self._workers:
                 w.close()
@@ -180,7 +202,8 @@ class ExecutionPool:
 
     @property
     def isolation(self) -> dict[str, Any]:
-        """What the sandbox could put in place on this machine (level 'full' or 'weak', notes)."""
+        """What the sandbox could put in place on this machine: level ('full' or 'partial'), each
+        feature (user, mount, pid, ipc, net, cgroup, seccomp, no_new_privs), what is missing, notes."""
         self.start()
         return self._workers[0].isolation
 
@@ -201,15 +224,19 @@ class ExecutionPool:
             return stdio_verdict(job, tests or [], lambda case: self._run_once(w, case))
         return self._run_once(w, job)
 
-    @staticmethod
-    def _run_once(w: _WorkerHandle, job: dict) -> dict:
+    def _run_once(self, w: _WorkerHandle, job: dict) -> dict:
         for attempt in (1, 2):
             try:
-                if w.proc is None or w.proc.poll() is not None:
+                if self._closing.is_set():
+                    raise _PoolClosed
+                proc = w.proc
+                if proc is None or proc.poll() is not None:
                     w.kill()
                     w.start()
                 return w.run(job)
-            except WorkerDied as exc:
+            except (WorkerDied, AttributeError) as exc:  # AttributeError: closed under our feet
+                if self._closing.is_set():
+                    raise _PoolClosed from None
                 w.kill()
                 if attempt == 2:
                     lost = {"status": "killed", "detail": f"sandbox worker lost twice ({exc})",
@@ -241,6 +268,9 @@ class ExecutionPool:
                 i, job = item
                 try:
                     res = self._run_on(w, job, tests.get(job.get("tests_key", "")))
+                except _PoolClosed:
+                    done.put(None)
+                    return
                 except BaseException as exc:  # never leave the caller waiting
                     res = {"status": "error", "detail": f"sandbox error: {exc!r}"[:300], "passed_tests": 0,
                            "total_tests": job.get("n_tests", 0), "runtime_s": 0.0}
@@ -251,17 +281,31 @@ class ExecutionPool:
             t.start()
         out: list[dict | None] = [None] * len(jobs)
         finished = 0
-        while finished < n_threads:
-            item = done.get()
-            if item is None:
-                finished += 1
-                continue
-            i, res = item
-            out[i] = res
-            if on_done is not None:
-                on_done(i, res)
-        for t in threads:
-            t.join()
+        try:
+            while finished < n_threads:
+                item = done.get()
+                if item is None:
+                    finished += 1
+                    continue
+                i, res = item
+                out[i] = res
+                if on_done is not None:
+                    on_done(i, res)
+        except BaseException:
+            # The caller's callback failed or Ctrl-C: hand out no more jobs, let the running ones end.
+            while True:
+                try:
+                    todo.get_nowait()
+                except queue.Empty:
+                    break
+            for _ in range(n_threads):
+                todo.put(None)
+            raise
+        finally:
+            for t in threads:
+                t.join(timeout=0 if self._closing.is_set() else None)
+        if any(r is None for r in out):
+            raise RuntimeError("the execution pool was closed while its jobs were running")
         return out  # type: ignore[return-value]
 
 
@@ -271,10 +315,42 @@ def _as_dict(problems: dict[str, Problem] | list[Problem] | Iterable[Problem]) -
     return {p.task_id: p for p in problems}
 
 
-def _isolation_note(iso: dict[str, Any]) -> str | None:
+_FEATURES = {"user": "no separate user (uid or user namespace)", "mount": "no private read-only file system",
+             "pid": "no PID namespace", "ipc": "no IPC namespace per execution", "net": "network not isolated",
+             "cgroup": "no memory/pids cgroup", "seccomp": "no seccomp filter", "no_new_privs": "no NO_NEW_PRIVS"}
+
+
+def isolation_summary(iso: dict[str, Any]) -> str:
+    """'full', or 'partial: <what is missing>' in words; what every Result records."""
     if iso.get("level") == "full":
-        return None
-    return "weak: " + "; ".join(iso.get("notes", []))
+        return "full"
+    missing = [_FEATURES.get(m, m) for m in iso.get("missing", [])]
+    return "partial: " + "; ".join(missing + list(iso.get("notes", [])) or ["unknown"])
+
+
+def _remove_stale_cgroups() -> None:
+    """Remove the cgroups of sandbox workers that died without cleaning up (SIGKILL)."""
+    if os.geteuid() != 0:
+        return
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return
+    for line in lines:
+        _, ctrls, path = line.split(":", 2)
+        for base in ([f"/sys/fs/cgroup/{c}" for c in ctrls.split(",")] if ctrls else ["/sys/fs/cgroup"]):
+            parent = Path(base + path)
+            try:
+                entries = list(parent.glob("codeloop-*"))
+            except OSError:
+                continue
+            for d in entries:
+                pid = d.name.rpartition("-")[2]
+                if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                    try:
+                        d.rmdir()
+                    except OSError:
+                        pass
 
 
 def execute_samples(problems: dict[str, Problem] | list[Problem], samples: Iterable[Sample],
@@ -309,9 +385,10 @@ def execute_samples(problems: dict[str, Problem] | list[Problem], samples: Itera
     own_pool = pool is None
     pool = pool or ExecutionPool(config)
     try:
-        note = _isolation_note(pool.isolation) if samples else None
-        if note:
-            warn(f"sandbox isolation is weaker on this machine: {note}")
+        note = isolation_summary(pool.isolation) if samples else "full"
+        if note != "full" and not pool.warned:
+            pool.warned = True
+            warn(f"sandbox isolation is {note} (pass --isolation full to refuse this; see docs/execution.md)")
         with progress_bar("execute", len(samples)) if progress else _nullbar() as advance:
             def done(i: int, res: dict) -> None:
                 r = _result(samples[i], programs[i], res, note)

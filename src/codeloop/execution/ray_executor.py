@@ -429,7 +429,7 @@ class RayExecutor:
                 nonlocal warned
                 results, busy = value
                 info = fleet.infos[slot] or {}
-                if not warned and results and "isolation" in results[0].extra:
+                if not warned and results and results[0].extra.get("isolation", "full") != "full":
                     warn(f"sandbox isolation is weaker on node {info.get('ip', '?')}: {results[0].extra['isolation']}")
                     warned = True
                 node_id = info.get("node_id") or self.slots[slot][0]
