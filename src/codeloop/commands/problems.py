@@ -1,10 +1,11 @@
-"""`codeloop problems list|show|export`."""
+"""`codeloop problems list|show|export|check`."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
+import click
 import typer
 
 from codeloop.console import console, summary
@@ -74,3 +75,99 @@ def register(app: typer.Typer) -> None:
         problems = load_problems(spec, split=split, limit=limit)
         n = write_jsonl(out, problems)
         summary(f"wrote {n} problems from {spec}" + (f" ({split})" if split else "") + f" to {out}")
+
+    @problems_app.command("check")
+    def check(spec: str = typer.Argument(..., help="Problem set, e.g. humaneval, easy, mbpp:PATH."),
+              split: Optional[str] = typer.Option(None, help="Split (e.g. train/test)."),
+              limit: Optional[int] = typer.Option(None, help="Check only the first N problems."),
+              workers: Optional[int] = typer.Option(None, help="Sandbox workers (default: CPU count)."),
+              timeout: float = typer.Option(10.0, "--timeout", help="Seconds per program (per test case for "
+                                                                    "stdin/stdout).")) -> None:
+        """Check a problem set's tests: each reference solution must pass, a do-nothing program must
+        not, and the tests must execute at least one assertion. Exit 1 if any problem is flagged."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from codeloop.execution import ExecConfig, execute_samples
+        from codeloop.execution.judges import do_nothing_program
+        from codeloop.problems import load_problems
+        from codeloop.records import Sample
+
+        cfg = ExecConfig(timeout_s=timeout, **({"workers": workers} if workers is not None else {}))
+        cfg.validate()
+        problems = load_problems(spec, split=split, limit=limit)
+        broken = {p.task_id: unrunnable(p) for p in problems}
+        samples = []
+        for p in problems:
+            if broken[p.task_id]:
+                continue
+            if p.canonical_solution.strip():
+                samples.append(Sample(task_id=p.task_id, sample_id=0, completion=p.canonical_solution))
+            samples.append(Sample(task_id=p.task_id, sample_id=1, code=do_nothing_program(p) or "\n"))
+        results: dict[str, dict[int, Any]] = {}
+        for r in execute_samples(problems, samples, cfg):
+            results.setdefault(r.task_id, {})[r.sample_id] = r
+        rows, flagged = [], 0
+        for p in problems:
+            if broken[p.task_id]:
+                issues, notes = [broken[p.task_id]], []
+            else:
+                issues, notes = check_problem(p, results[p.task_id].get(0), results[p.task_id][1])
+            flagged += bool(issues)
+            if issues or notes:
+                rows.append((p.task_id, "; ".join(issues) or "-", "; ".join(notes)))
+        if rows:
+            table = Table(title=f"problems flagged in {spec}")
+            for col in ("task", "problem", "note"):
+                table.add_column(col, overflow="fold")
+            for row in rows:
+                table.add_row(*row)
+            Console(highlight=False, soft_wrap=True).print(table)
+        summary(f"{flagged} of {len(problems)} problems flagged in {spec}" + (f" ({split})" if split else ""))
+        if flagged:
+            raise _Flagged()
+
+
+class _Flagged(click.ClickException):
+    """Exit code 1 through `codeloop.cli.main` (which returns a ClickException's code); the table
+    and the summary have said everything."""
+
+    exit_code = 1
+
+    def __init__(self) -> None:
+        super().__init__("problems flagged")
+
+    def show(self, file: Any = None) -> None:
+        pass
+
+
+def unrunnable(problem: Any) -> str:
+    """Why a problem's tests cannot run at all ('' when they can)."""
+    from codeloop.errors import UserError
+    from codeloop.execution.judges import rewrite_function_tests
+
+    if not problem.test.strip() and not problem.io_tests:
+        return "no tests"
+    if problem.kind == "function":
+        try:
+            rewrite_function_tests(problem.test, problem.entry_point)
+        except UserError as exc:
+            return exc.message
+    return ""
+
+
+def check_problem(problem: Any, ref: Any, nothing: Any) -> tuple[list[str], list[str]]:
+    """(issues, notes) for one problem from its reference's and its do-nothing program's Results."""
+    from codeloop.execution._harness import NO_ASSERTION
+
+    issues: list[str] = []
+    notes: list[str] = []
+    if any(r is not None and NO_ASSERTION in r.detail for r in (ref, nothing)):
+        issues.append("tests execute no assertion")
+    if ref is None:
+        notes.append("no reference solution")
+    elif ref.status != "passed" and "tests execute no assertion" not in issues:
+        issues.append(f"reference {ref.status}: {ref.detail}"[:200])
+    if nothing.status == "passed":
+        issues.append("do-nothing program passes")
+    return issues, notes
