@@ -99,7 +99,7 @@ def test_stdio_judge_per_test_counts(pool):
 
 @pytest.mark.parametrize("got,expected,same", [
     ("3\n", "3", True), ("1 2  3\n", "1\n2\n3\n", True), ("0.3333333", "0.333333333", True),
-    ("0.334", "0.333", False), ("1000000.1", "1000000.0", True), ("1e3", "1000", True),
+    ("0.334", "0.333", False), ("1000000.1", "1000000.0", True), ("1e3", "1000", False), ("1000", "1e3", True),
     ("YES", "yes", False), ("1 2", "1 2 3", False), ("nan", "nan", True), ("nan", "0", False),
     ("", "", True), ("inf", "1e308", False)])
 def test_outputs_match_rule(got, expected, same):
