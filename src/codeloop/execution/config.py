@@ -14,15 +14,20 @@ DEFAULT_PRELOAD = ("typing", "math", "re", "collections", "itertools", "functool
                    "copy", "operator", "json", "traceback", "threading", "array", "dataclasses", "sys")
 
 
+# Bumped whenever a change of the judges can change a verdict (v2: exact integer tokens, executed
+# assertions counted, comparisons on canonical values): resumable stages then re-run old verdicts.
+JUDGE_VERSION = 2
+
+
 @dataclass
 class ExecConfig:
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     timeout_s: float = 10.0  # wall clock per sample (function tests) or per test case (stdin/stdout)
-    memory_mb: int = 1024  # RLIMIT_AS of each execution
+    memory_mb: int = 1024  # all processes of one execution together (cgroup), and RLIMIT_AS of each
     max_output_bytes: int = 4 << 20  # stdout+stderr of one execution; more is killed ('killed')
     max_file_mb: int = 64  # RLIMIT_FSIZE: largest file the program may write
     max_open_files: int = 128  # RLIMIT_NOFILE
-    max_processes: int = 128  # RLIMIT_NPROC (processes + threads) under the sandbox uid
+    max_processes: int = 128  # processes + threads of one execution (pids cgroup; else RLIMIT_NPROC)
     scratch_mb: int = 256  # size of each fresh tmpfs (/tmp, /var/tmp, /dev/shm, /run) of one execution
     scratch_inodes: int = 16384  # files + directories each of those tmpfs may hold
     network: str = "isolate"  # isolate | allow

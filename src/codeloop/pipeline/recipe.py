@@ -4,6 +4,7 @@
     model: default               # every stage's model unless a stage says otherwise
     seed: 0
     executor: local              # local | ray | ray:ADDRESS   (sandbox executions)
+    isolation: auto              # auto | full (refuse to run with less than full sandbox isolation)
     vars: {train_limit: 64}      # ${train_limit} anywhere in a string value
     stages:
       - {name: pairs, type: pairs, problems: easy, split: train, limit: "${train_limit}", n: 4}
@@ -31,7 +32,7 @@ import yaml
 
 from codeloop.errors import UserError
 
-TOP_LEVEL_KEYS = {"name", "model", "seed", "executor", "vars", "stages", "description", "runs_dir"}
+TOP_LEVEL_KEYS = {"name", "model", "seed", "executor", "isolation", "vars", "stages", "description", "runs_dir"}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -49,6 +50,7 @@ class Recipe:
     model: str = "default"
     seed: int = 0
     executor: str = "local"
+    isolation: str = "auto"  # auto | full: the sandbox refuses to run with less than every isolation feature
     description: str = ""
     runs_dir: str = "runs"
     vars: dict[str, Any] = field(default_factory=dict)
@@ -194,11 +196,14 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
             raise UserError(f"unknown key '{key}'{_suggest(key, TOP_LEVEL_KEYS)}", f"{p}: {key}")
     if not isinstance(data.get("name"), str) or not data["name"]:
         raise UserError("missing required key 'name' (the run folder name)", f"{p}: name")
+    if str(data.get("isolation", "auto")) not in ("auto", "full"):
+        raise UserError(f"must be auto or full, got {data['isolation']!r}", f"{p}: isolation")
     if not isinstance(data.get("stages"), list) or not data["stages"]:
         raise UserError("missing or empty 'stages' list", f"{p}: stages")
     variables = {**{k: data[k] for k in ("name", "model", "seed") if k in data}, **(data.get("vars") or {})}
     recipe = Recipe(name=data["name"], model=str(data.get("model", "default")), seed=int(data.get("seed", 0)),
-                    executor=str(data.get("executor", "local")), description=str(data.get("description", "")),
+                    executor=str(data.get("executor", "local")), isolation=str(data.get("isolation", "auto")),
+                    description=str(data.get("description", "")),
                     runs_dir=str(data.get("runs_dir", "runs")), vars=dict(data.get("vars") or {}), source=p)
     seen: set[str] = set()
     for i, raw in enumerate(data["stages"]):

@@ -45,6 +45,7 @@ class StageContext:
         kwargs: dict[str, Any] = {"timeout_s": timeout_s, "memory_mb": memory_mb}
         if self.recipe.executor != "local":
             kwargs["executor"] = self.recipe.executor
+        kwargs["isolation"] = self.recipe.isolation
         return ExecConfig(**kwargs)
 
 
