@@ -426,6 +426,23 @@ def stdio_verdict(job: dict[str, Any], tests: list[dict[str, str]],
     return {**res, "status": status, "detail": f"test {i + 1}/{len(tests)}: {detail}"}
 
 
+_REWRITTEN: dict[tuple[str, str, str, str], FunctionTests] = {}
+_REWRITTEN_MAX = 4096
+
+
+def _rewritten(problem: Problem, where: str) -> FunctionTests:
+    """Rewritten tests, kept across calls: the rewrite costs milliseconds per problem and an eval
+    or a method executes the same problems batch after batch."""
+    key = (problem.task_id, problem.test, problem.entry_point, problem.prompt)
+    got = _REWRITTEN.get(key)
+    if got is None:
+        got = rewrite_function_tests(problem.test, problem.entry_point, where, problem.prompt)
+        if len(_REWRITTEN) >= _REWRITTEN_MAX:
+            del _REWRITTEN[next(iter(_REWRITTEN))]
+        _REWRITTEN[key] = got
+    return got
+
+
 def build_job(problem: Problem, program: str, config: Any, cache: dict[str, Any]) -> dict[str, Any]:
     """The message a worker runs. `cache` holds per-problem preparation (rewritten tests)."""
     key = problem.task_id
@@ -439,8 +456,7 @@ def build_job(problem: Problem, program: str, config: Any, cache: dict[str, Any]
     if prepared is None:
         if not problem.test.strip():
             raise UserError("the problem has neither test code nor io_tests", f"problem {key}")
-        prepared = cache[key] = rewrite_function_tests(problem.test, problem.entry_point, f"problem {key}",
-                                                       problem.prompt)
+        prepared = cache[key] = _rewritten(problem, f"problem {key}")
     return {"kind": "function", "program": program, "test": prepared.source, "n_tests": prepared.n_tests,
             "call_check": prepared.call_check, "entry_point": problem.entry_point, "helpers": prepared.helpers,
             "problem_error": prepared.problem_error, "timeout_s": config.timeout_s}
