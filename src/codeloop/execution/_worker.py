@@ -131,6 +131,22 @@ def _outermost(paths) -> list[str]:
     return [p for p in ps if not any(p != q and p.startswith(q.rstrip(os.sep) + os.sep) for q in ps)]
 
 
+def _own_packages() -> set[str]:
+    """The codeloop package this script belongs to, and any other the interpreter would import as
+    `codeloop` (an editable install, a PYTHONPATH of the caller's): it holds problem sets and their
+    reference solutions."""
+    import importlib.util
+
+    paths = {os.path.dirname(os.path.dirname(os.path.realpath(__file__)))}
+    try:
+        spec = importlib.util.find_spec("codeloop")
+    except (ImportError, ValueError):
+        spec = None
+    for loc in (spec.submodule_search_locations or []) if spec else []:
+        paths.add(os.path.realpath(loc))
+    return paths
+
+
 def _check(rc: int, what: str) -> None:
     if rc != 0:
         err = ctypes.get_errno()
@@ -578,6 +594,7 @@ class Worker:
         """pivot_root into a new read-only tree: the system directories and the interpreter's,
         bound from the host read-only; scratch mount points; a few devices; nothing else."""
         interpreter = _outermost(self._interpreter_paths())  # host paths, resolved before the pivot
+        hidden = _outermost(set(self.cfg.get("hide", [])) | _own_packages())
         _mount(None, "/", None, MS_REC | MS_PRIVATE)
         # A tmpfs over /tmp becomes the staging root; after the pivot the host tree is /old (with
         # its /tmp uncovered again, so an interpreter that lives under /tmp can still be bound).
@@ -627,7 +644,7 @@ class Worker:
         # The worker's PID namespace's own /proc (mounted while the host's is still visible: a user
         # namespace may mount proc only then).
         _mount("proc", new + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-        for path in self.cfg.get("hide", []):
+        for path in hidden:
             target = new + path
             if not os.path.lexists(target) or os.path.islink(target):
                 continue
