@@ -1,7 +1,8 @@
 """Adversarial corpus: each case asserts containment (machine, files, pool) and the right status.
 
-Cases that rely on running as root (a dedicated sandbox uid, private /tmp) are skipped with the
-reason when the tests do not run as root; the weaker isolation is then reported in the results.
+The same corpus runs as root (a sandbox uid per worker) and, from `make test`, as an unprivileged
+user (the sandbox's namespaces then live in a user namespace). A case that needs a layer the host
+does not give (the cgroup, for a non-root user on a v1 host) is skipped naming what is missing.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from codeloop.execution import ExecConfig, ExecutionPool, execute_samples
 from codeloop.records import Problem, Sample
 
 ROOT = os.geteuid() == 0
-needs_root = pytest.mark.skipif(not ROOT, reason="full isolation (sandbox uid, private /tmp) needs root")
 
 ADD = Problem(task_id="t/add", prompt="def add(a, b):\n", entry_point="add",
               test="def check(candidate):\n    assert candidate(1, 2) == 3\n    assert candidate(-1, 1) == 0\n"
@@ -97,7 +97,6 @@ def test_ignoring_signals_still_times_out(pool):
     contained(pool)
 
 
-@needs_root
 def test_fork_bomb_is_bounded_and_reaped(pool):
     code = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
     r = run(pool, code)
@@ -105,7 +104,6 @@ def test_fork_bomb_is_bounded_and_reaped(pool):
     contained(pool)
 
 
-@needs_root
 def test_escaped_double_fork_is_killed(pool):
     # The program is correct, so it passes; what it left behind (a new session) must not survive.
     code = ("import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
