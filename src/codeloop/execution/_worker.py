@@ -26,6 +26,7 @@ tagged with a per-run nonce and the child's pid; stdout never decides.
 from __future__ import annotations
 
 import ctypes
+import gc
 import io
 import json
 import os
@@ -326,6 +327,24 @@ class Seccomp:
         _check(_LIBC.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, self._ref, 0, 0), "seccomp")
 
 
+def _program_environment(home: str) -> None:
+    os.environ.clear()
+    os.environ.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "TMPDIR": home,
+                       "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"})
+
+
+def _std_streams() -> tuple:
+    """Text streams over descriptors 0-2 as the program gets them. The worker makes them once and
+    never writes to them; each child inherits an untouched copy (building them per execution, like
+    most per-child work on Python objects, costs more than the fork)."""
+    return (io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8",
+                             errors="replace"),
+            io.TextIOWrapper(io.BufferedWriter(io.FileIO(1, "w", closefd=False)), encoding="utf-8",
+                             errors="backslashreplace"),
+            io.TextIOWrapper(io.BufferedWriter(io.FileIO(2, "w", closefd=False)), encoding="utf-8",
+                             errors="backslashreplace", line_buffering=True))
+
+
 def _child_main(job: dict, fds: dict, worker: "Worker", nonce: str, rundir: str, vfd: int) -> None:
     """Runs in the forked child; never returns."""
     code = 70
@@ -361,18 +380,11 @@ def _child_main(job: dict, fds: dict, worker: "Worker", nonce: str, rundir: str,
         if worker.seccomp is not None:
             worker.seccomp.install()
         os.chdir(rundir)
-        os.environ.clear()
-        os.environ.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": rundir, "TMPDIR": rundir,
-                           "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"})
-        sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8",
-                                     errors="replace")
-        sys.stdout = io.TextIOWrapper(io.BufferedWriter(io.FileIO(1, "w", closefd=False)), encoding="utf-8",
-                                      errors="backslashreplace")
-        sys.stderr = io.TextIOWrapper(io.BufferedWriter(io.FileIO(2, "w", closefd=False)), encoding="utf-8",
-                                      errors="backslashreplace", line_buffering=True)
+        if os.environ.get("HOME") != rundir:  # set once in the worker where the run dir is always /tmp
+            _program_environment(rundir)
+        sys.stdin, sys.stdout, sys.stderr = worker.streams  # fresh copies: made in the worker, never used there
         sys.argv = ["<program>"]
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM, signal.SIGCHLD, signal.SIGUSR1):
-            signal.signal(sig, signal.SIG_DFL if sig != signal.SIGINT else signal.default_int_handler)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         channel = _harness.Channel(vfd, nonce)
         del fds, worker
         if job["kind"] == "stdio":
@@ -416,6 +428,7 @@ class Worker:
         self.cg_procs: list[int] = []  # cgroup.procs of each controller, open for writing
         self.cg_oom: tuple[int, str] | None = None  # (fd, key) of the OOM-kill counter
         self.seccomp: Seccomp | None = None
+        self.streams: tuple = ()
         self.no_new_privs = False
 
     # -- start-up -----------------------------------------------------------------------------
@@ -1016,6 +1029,13 @@ def main() -> None:
         # numbers first; the verdict fd is placed at 20-59): closing up to it is far cheaper than
         # closing up to the rlimit.
         worker.fd_ceiling = max([int(n) for n in os.listdir("/proc/self/fd")] + [60]) + 128
+        worker.streams = _std_streams()
+        if worker.ns_mount:
+            _program_environment("/tmp")
+        # Everything the worker holds now goes to a generation the collector never scans: a child's
+        # collections then do not touch (and copy) every inherited object's page.
+        gc.collect()
+        gc.freeze()
         send(wfd, {"hello": True, "pid": os.getpid(), "isolation": worker.isolation()})
         while True:
             try:
