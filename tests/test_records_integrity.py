@@ -147,7 +147,7 @@ def test_resume_keeps_verdicts_of_the_same_program_and_checks_old_files_by_code(
 
 
 def test_execute_into_stage_reruns_changed_programs(tmp_path):
-    from codeloop.evaluation.harness import execute_into
+    from codeloop.resumable import execute_into
     from codeloop.execution import ExecConfig
     from codeloop.records import Problem
     from codeloop.rundir import RunDir

@@ -15,20 +15,20 @@ reads standard input. Greedy pass@1 is the default (temperature 0, n 1).
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from codeloop.console import summary
 from codeloop.errors import UserError
-from codeloop.execution import ExecConfig, execute_samples
+from codeloop.execution import ExecConfig
 from codeloop.execution.passk import passk_table
-from codeloop.generation import GenerationParams, generate
-from codeloop.rundir import RunDir, StageDir
+from codeloop.generation import GenerationParams
 from codeloop.problems import load_problems
 from codeloop.records import Problem, Result, Sample, atomic_write_text, from_dict, write_jsonl
+from codeloop.resumable import execute_into, sample_into
+from codeloop.rundir import RunDir, StageDir
 
 DECODERS = ("none", "lintseq")
 
@@ -122,32 +122,6 @@ def _key(rec: dict[str, Any]) -> tuple[str, int]:
     return (str(rec["task_id"]), int(rec.get("sample_id", 0)))
 
 
-def sample_into(stage: StageDir, problems: list[Problem], params: GenerationParams, model: str = "default",
-                backend: str = "hf", adapter: str | None = None, extra_config: dict[str, Any] | None = None,
-                generator: Any = None, backend_options: dict[str, Any] | None = None,
-                postprocess: Callable[[Sample], Sample] | None = None) -> list[Sample]:
-    """Resumable sampling stage: n samples per problem, appended as they are made.
-
-    `generator`: an already-loaded generator to reuse (then `model`/`adapter` only label the stage).
-    """
-    stage_cfg = {"problems": [p.task_id for p in problems], "model": model, "adapter": adapter,
-                 "backend": backend, "params": asdict(params), **(extra_config or {})}
-    state = stage.open(stage_cfg)
-    if state.status != "done":
-        # A problem's n samples are generated together; one killed part-way is generated again and
-        # its already-written samples win on read (same keys), so nothing is duplicated.
-        have = Counter(t for t, _ in stage.done_keys())
-        todo = [p for p in problems if have[p.task_id] < params.n]
-        t0 = time.time()
-        with stage.writer() as out:
-            if todo:
-                write = out.write if postprocess is None else (lambda smp: out.write(postprocess(smp)))
-                generate(todo, params, model=model, backend=backend, adapter=adapter, on_sample=write,
-                         generator=generator, **(backend_options or {}))
-        stage.finish({"samples": len(stage.records()), "wall_s": time.time() - t0 + _prev_wall(stage)})
-    return [from_dict(Sample, r) for r in stage.records()]
-
-
 CANONICAL = "canonical"  # --model canonical: the benchmark's reference solutions (a sandbox/benchmark check)
 
 
@@ -165,66 +139,6 @@ def canonical_samples(stage: StageDir, problems: list[Problem]) -> list[Sample]:
                                  model=CANONICAL))
         stage.finish({"samples": len(problems), "wall_s": 0.0})
     return [from_dict(Sample, r) for r in stage.records()]
-
-
-def _prev_wall(stage: StageDir) -> float:
-    return float(stage.metrics().get("wall_s", 0.0))
-
-
-def execute_into(stage: StageDir, problems: list[Problem], samples: list[Sample], exec_cfg: ExecConfig,
-                 inputs_hash: str | None = None) -> list[Result]:
-    """Resumable execution stage: one Result per Sample (in `samples` order), appended as each finishes.
-
-    A stored Result is reused only if it judged the program the sample stands for now (its
-    `program_sha256`, see evaluation/resume.py); otherwise the sample runs again. This holds even
-    for a finished stage, so samples regenerated under the same keys and config never keep the old
-    code's verdicts: the stage folder is then moved aside (`results.stale-N/`) and the verdicts that
-    still hold are copied into a fresh one, so each key stays in the folder once."""
-    from codeloop.console import console
-    from codeloop.evaluation.resume import plan_resume
-
-    # Where and how widely it runs (executor, workers, isolation asked for) does not change a
-    # verdict, so switching a half-done stage from the local pool to Ray resumes it instead of
-    # starting over. The judge's version does: verdicts of an older judge are not reused.
-    from codeloop.execution.config import JUDGE_VERSION
-
-    verdict_settings = {k: v for k, v in asdict(exec_cfg).items()
-                        if k not in ("executor", "workers", "isolation", "hide_paths")}
-    verdict_settings["judge"] = JUDGE_VERSION
-    config = {"inputs_hash": inputs_hash, "exec": verdict_settings}
-    state = stage.open(config)
-    by_id = {p.task_id: p for p in problems}
-    stored = {}
-    for rec in stage.records():
-        r = from_dict(Result, rec, str(stage.path))
-        stored[(r.task_id, r.sample_id)] = r
-    plan = plan_resume(by_id, samples, stored)
-    if not plan.todo and state.status == "done":
-        return [plan.reused[(s.task_id, s.sample_id)] for s in samples]
-    if stored:
-        console.print(f"{stage.path.name}: {plan.describe(str(stage.path))}")
-    carried: list[Result] = []
-    if plan.changed:
-        aside = stage.move_aside()
-        console.print(f"{stage.path.name}: the earlier results are kept in {aside}")
-        stage.open(config)
-        carried = [plan.reused[(s.task_id, s.sample_id)] for s in samples if (s.task_id, s.sample_id) in plan.reused]
-    elif state.status == "done":
-        stage.reopen()  # new samples for a finished stage: it is unfinished until they are run
-    t0 = time.time()
-    fresh: list[Result] = []
-    if plan.todo or carried:
-        with stage.writer() as out:
-            for r in carried:
-                out.write(r)
-            if plan.todo:
-                fresh = execute_samples(by_id, plan.todo, exec_cfg, on_result=plan.stamp(out.write))
-    for r in fresh:
-        plan.reused[(r.task_id, r.sample_id)] = r
-    stage.finish({"results": len(samples), "wall_s": time.time() - t0 + _prev_wall(stage),
-                  "executor": exec_cfg.executor, "workers": exec_cfg.workers,
-                  "rerun_changed_program": plan.changed})
-    return [plan.reused[(s.task_id, s.sample_id)] for s in samples]
 
 
 def evaluate(cfg: EvalConfig, out_dir: str | Path, generator: Any = None, problems: list[Problem] | None = None,

@@ -563,7 +563,7 @@ def self_training(problems: list[Problem], cfg: GiFTConfig, generator: Any, work
                   exec_config: Any = None, samples_per_problem: int | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Sample iters x num_seq codes per problem from the ORIGINAL prompt (GiFT's code budget),
     keep the passing ones, draw k per problem uniformly with replacement. Resumable in `work_dir`."""
-    from codeloop.evaluation.harness import execute_into, sample_into
+    from codeloop.resumable import execute_into, sample_into
     from codeloop.execution import ExecConfig
     from codeloop.rundir import RunDir
 

@@ -210,7 +210,7 @@ def make_pairs(problems: list[Problem], cfg: PreferenceConfig, work_dir: Any, mo
     `work_dir` gets two resumable stages, samples/ and results/: a killed run picks up where it
     stopped. The model is loaded once: it samples (on-policy) and scores the distances.
     """
-    from codeloop.evaluation.harness import execute_into, sample_into
+    from codeloop.resumable import execute_into, sample_into
     from codeloop.execution import ExecConfig
     from codeloop.generation import GenerationParams, HFGenerator
     from codeloop.models import load_model
