@@ -53,7 +53,7 @@ def test_mistakes_name_the_key_path(tmp_path, override, where, msg):
 def test_bad_yaml_and_unknown_type(tmp_path):
     with pytest.raises(UserError, match=r"r.yaml:3: invalid YAML"):
         load_recipe(write(tmp_path, "name: x\nstages: [a\n  b: c\n"))
-    with pytest.raises(UserError, match="unknown stage type 'evl'.*did you mean 'eval'"):
+    with pytest.raises(UserError, match="unknown step 'evl'.*did you mean 'eval'"):
         load_recipe(write(tmp_path, "name: x\nstages:\n  - {name: a, type: evl}\n"))
     with pytest.raises(UserError, match="undefined variable"):
         load_recipe(write(tmp_path, "name: x\nstages:\n  - {name: a, type: eval, limit: '${nope}'}\n"))

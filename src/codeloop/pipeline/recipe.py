@@ -19,11 +19,7 @@ suggestion), wrong types, missing stages or files.
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import re
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +27,7 @@ from typing import Any
 import yaml
 
 from codeloop.errors import UserError
+from codeloop.steps import build_config, suggest
 
 TOP_LEVEL_KEYS = {"name", "model", "seed", "executor", "isolation", "vars", "stages", "description", "runs_dir"}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -65,11 +62,6 @@ class Recipe:
         raise KeyError(name)
 
 
-def _suggest(word: str, options: typing.Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
 def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise UserError(f"expected KEY=VALUE (e.g. stages.pairs.n=8), got {text!r}", "override")
@@ -87,13 +79,17 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 def apply_override(data: dict[str, Any], path: list[str], value: Any) -> None:
     where = ".".join(path)
     if path[0] not in TOP_LEVEL_KEYS:
-        raise UserError(f"unknown recipe key '{path[0]}'{_suggest(path[0], TOP_LEVEL_KEYS)}", where)
+        raise UserError(f"unknown recipe key '{path[0]}'{suggest(path[0], TOP_LEVEL_KEYS)}", where)
+    if path[0] == "vars" and len(path) == 2 and path[1] not in (data.get("vars") or {}):
+        known = list(data.get("vars") or {})
+        raise UserError(f"the recipe has no variable '{path[1]}'{suggest(path[1], known)}"
+                        f" (its variables: {', '.join(known) or 'none'})", where)
     if path[0] == "stages" and len(path) >= 3:
         stages = data.get("stages") or []
         match = [s for s in stages if isinstance(s, dict) and s.get("name") == path[1]]
         if not match:
             names = [s.get("name") for s in stages if isinstance(s, dict)]
-            raise UserError(f"no stage named '{path[1]}'{_suggest(path[1], names)}", where)
+            raise UserError(f"no stage named '{path[1]}'{suggest(path[1], names)}", where)
         node: Any = match[0]
         rest = path[2:]
     else:
@@ -111,12 +107,12 @@ def _interpolate(value: Any, variables: dict[str, Any], where: str) -> Any:
         if full:  # "${n}" alone keeps the variable's type
             name = full.group(1)
             if name not in variables:
-                raise UserError(f"undefined variable ${{{name}}}{_suggest(name, variables)}", where)
+                raise UserError(f"undefined variable ${{{name}}}{suggest(name, variables)}", where)
             return variables[name]
 
         def sub(m: re.Match[str]) -> str:
             if m.group(1) not in variables:
-                raise UserError(f"undefined variable ${{{m.group(1)}}}{_suggest(m.group(1), variables)}", where)
+                raise UserError(f"undefined variable ${{{m.group(1)}}}{suggest(m.group(1), variables)}", where)
             return str(variables[m.group(1)])
 
         return _VAR.sub(sub, value)
@@ -127,56 +123,9 @@ def _interpolate(value: Any, variables: dict[str, Any], where: str) -> Any:
     return value
 
 
-def _type_ok(value: Any, tp: Any) -> bool:
-    origin = typing.get_origin(tp)
-    if tp is Any:
-        return True
-    if origin in (typing.Union, types.UnionType):
-        return any(_type_ok(value, a) for a in typing.get_args(tp))
-    if tp is type(None):
-        return value is None
-    if origin in (list, tuple):
-        args = typing.get_args(tp)
-        return isinstance(value, (list, tuple)) and (not args or all(_type_ok(v, args[0]) for v in value))
-    if origin is dict:
-        return isinstance(value, dict)
-    if tp is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(tp, type):
-        return isinstance(value, tp)
-    return True
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def build_config(cls: type, values: dict[str, Any], where: str) -> Any:
-    """Instantiate a config dataclass from a dict, naming bad keys and wrong types by path."""
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    for key, value in values.items():
-        if key not in fields:
-            raise UserError(f"unknown key '{key}'{_suggest(key, fields)}", f"{where}.{key}")
-        if not _type_ok(value, hints[key]):
-            raise UserError(f"expected {_type_name(hints[key])}, got {type(value).__name__} ({value!r})",
-                            f"{where}.{key}")
-    missing = [n for n, f in fields.items() if f.default is dataclasses.MISSING
-               and f.default_factory is dataclasses.MISSING and n not in values]  # type: ignore[misc]
-    if missing:
-        raise UserError(f"missing required key '{missing[0]}'", f"{where}.{missing[0]}")
-    cfg = cls(**values)
-    check = getattr(cfg, "check", None)
-    if check is not None:
-        check(where)
-    return cfg
-
-
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     """Read, override, interpolate and validate a recipe."""
-    from codeloop.pipeline.stages import STAGE_TYPES
+    from codeloop.pipeline.registry import get_step
 
     p = Path(path)
     if not p.exists():
@@ -193,7 +142,7 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
         apply_override(data, *parse_override(o))
     for key in data:
         if key not in TOP_LEVEL_KEYS:
-            raise UserError(f"unknown key '{key}'{_suggest(key, TOP_LEVEL_KEYS)}", f"{p}: {key}")
+            raise UserError(f"unknown key '{key}'{suggest(key, TOP_LEVEL_KEYS)}", f"{p}: {key}")
     if not isinstance(data.get("name"), str) or not data["name"]:
         raise UserError("missing required key 'name' (the run folder name)", f"{p}: name")
     if str(data.get("isolation", "auto")) not in ("auto", "full"):
@@ -206,6 +155,7 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
                     description=str(data.get("description", "")),
                     runs_dir=str(data.get("runs_dir", "runs")), vars=dict(data.get("vars") or {}), source=p)
     seen: set[str] = set()
+    kinds: dict[str, str] = {}
     for i, raw in enumerate(data["stages"]):
         where = f"{p}: stages[{i}]"
         if not isinstance(raw, dict):
@@ -217,17 +167,23 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
         where = f"{p}: stages.{name}"
         if name in seen:
             raise UserError("duplicate stage name", where)
-        if kind not in STAGE_TYPES:
-            raise UserError(f"unknown stage type {kind!r}{_suggest(str(kind), STAGE_TYPES)} "
-                            f"(known: {', '.join(sorted(STAGE_TYPES))})", f"{where}.type")
-        cfg = build_config(STAGE_TYPES[kind].config, raw, where)
+        step = get_step(str(kind), f"{where}.type")
+        step.check_requirements(f"{where}.type")  # a missing package fails now, not an hour in
+        cfg = build_config(step.config, raw, where)
         for ref_key in ("input", "adapter_from", "baseline", "size_from", "budget_from"):
             ref = getattr(cfg, ref_key, None)
             if ref and ref not in seen:
                 raise UserError(f"refers to stage '{ref}', which is not an earlier stage"
-                                f"{_suggest(ref, seen)}", f"{where}.{ref_key}")
+                                f"{suggest(ref, seen)}", f"{where}.{ref_key}")
+        ref = getattr(cfg, "input", None)
+        if ref and step.consumes:
+            made = get_step(kinds[ref]).produces
+            if not set(step.consumes) & set(made):
+                raise UserError(f"a {kind} step reads {' or '.join(step.consumes)}, but stage '{ref}' ({kinds[ref]}) "
+                                f"writes {' and '.join(made) or 'nothing a step reads'}", f"{where}.input")
         recipe.stages.append(StageSpec(name, kind, cfg, {"type": kind, **raw}))
         seen.add(name)
+        kinds[name] = str(kind)
     recipe.resolved = {**{k: v for k, v in data.items() if k != "stages"},
                        "stages": [{"name": s.name, **s.raw} for s in recipe.stages]}
     return recipe

@@ -18,9 +18,10 @@ from rich.markup import escape
 
 from codeloop.console import console
 from codeloop.pipeline.recipe import Recipe
-from codeloop.pipeline.stages import STAGE_TYPES, StageContext
+from codeloop.pipeline.registry import get_step
 from codeloop.records import atomic_write_text
 from codeloop.rundir import RunDir, config_hash
+from codeloop.steps import StepContext
 
 
 @dataclass
@@ -79,8 +80,9 @@ def run_recipe(recipe: Recipe, runs_dir: str | Path | None = None, write_report:
         resumed = state.status == "resume" or _has_earlier_work(stage.path)
         console.print(f"[bold cyan]▶ {label}[/]" + (" resuming" if resumed else ""))
         t0 = time.time()
-        ctx = StageContext(recipe=recipe, run=run, stage=stage, name=spec.name)
-        metrics = STAGE_TYPES[spec.type].run(ctx, spec.config)
+        ctx = StepContext(run, stage, spec.name, model=recipe.model, seed=recipe.seed, executor=recipe.executor,
+                          isolation=recipe.isolation, recipe=recipe)
+        metrics = get_step(spec.type).run(ctx, spec.config)
         wall = time.time() - t0
         metrics = {**metrics, "_wall_s": wall, "_type": spec.type}
         stage.finish(metrics)

@@ -14,57 +14,10 @@ from typing import Any, Callable
 
 from codeloop.errors import UserError
 from codeloop.records import Pair, read_jsonl, write_jsonl
-from codeloop.rundir import RunDir, StageDir
+from codeloop.steps import Step, StepContext
 
 
-@dataclass
-class StageContext:
-    recipe: Any  # Recipe
-    run: RunDir
-    stage: StageDir
-    name: str
-
-    def model(self, override: str | None) -> str:
-        return override or self.recipe.model
-
-    def seed(self, override: int | None) -> int:
-        return self.recipe.seed if override is None else override
-
-    def stage_path(self, name: str) -> Path:
-        return self.run.root / name
-
-    def output_file(self, stage_name: str, filename: str) -> Path:
-        path = self.stage_path(stage_name) / filename
-        if not path.exists():
-            raise UserError(f"stage '{stage_name}' has no {filename} (did it finish?)", str(path))
-        return path
-
-    def exec_config(self, timeout_s: float, memory_mb: int) -> Any:
-        from codeloop.execution import ExecConfig
-
-        kwargs: dict[str, Any] = {"timeout_s": timeout_s, "memory_mb": memory_mb}
-        if self.recipe.executor != "local":
-            kwargs["executor"] = self.recipe.executor
-        kwargs["isolation"] = self.recipe.isolation
-        return ExecConfig(**kwargs)
-
-
-@dataclass
-class StageType:
-    config: type
-    run: Callable[[StageContext, Any], dict[str, Any]]
-    help: str
-
-
-STAGE_TYPES: dict[str, StageType] = {}
-
-
-def stage_type(name: str, config: type, help: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[..., dict[str, Any]]]:
-    def deco(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
-        STAGE_TYPES[name] = StageType(config, fn, help)
-        return fn
-
-    return deco
+StageContext = StepContext  # the name the method stages use
 
 
 # -- eval ------------------------------------------------------------------------------------------
@@ -95,7 +48,6 @@ class EvalStageConfig:
 _EVAL_FROM_RECIPE = {"model", "seed", "adapter_from"}
 
 
-@stage_type("eval", EvalStageConfig, "sample, execute and report pass@k on a benchmark")
 def run_eval(ctx: StageContext, cfg: EvalStageConfig) -> dict[str, Any]:
     from codeloop.evaluation.harness import EvalConfig, evaluate
 
@@ -103,7 +55,7 @@ def run_eval(ctx: StageContext, cfg: EvalStageConfig) -> dict[str, Any]:
     passed = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
               if f.name not in _EVAL_FROM_RECIPE and f.name in EvalConfig.__dataclass_fields__}
     ecfg = EvalConfig(**passed, model=ctx.model(cfg.model), adapter=adapter, seed=ctx.seed(cfg.seed),
-                      executor=ctx.recipe.executor)
+                      executor=ctx.executor, isolation=ctx.isolation)
     summary = evaluate(ecfg, ctx.stage.path)
     m = summary.metrics
     return {"pass@k": m["pass@k"], "problems": m["n_problems"], "samples": m["n_samples"],
@@ -144,7 +96,6 @@ class PairsStageConfig:
                                 length_normalized=self.length_normalized, seed=seed)
 
 
-@stage_type("pairs", PairsStageConfig, "best-of-N on-policy samples judged by tests -> DPO pairs with distances")
 def run_pairs(ctx: StageContext, cfg: PairsStageConfig) -> dict[str, Any]:
     from codeloop.methods.preference import make_pairs
     from codeloop.problems import load_problems
@@ -173,7 +124,6 @@ class CurriculumStageConfig:
         PreferenceConfig(bucket_edges=self.bucket_edges, direction=self.direction).validate()
 
 
-@stage_type("curriculum", CurriculumStageConfig, "bucket pairs by log-prob distance and order them easy -> hard")
 def run_curriculum(ctx: StageContext, cfg: CurriculumStageConfig) -> dict[str, Any]:
     from codeloop.methods.preference import PreferenceConfig, assign_curriculum, plot_distance_histogram
 
@@ -235,26 +185,25 @@ def _train(ctx: StageContext, cfg: TrainStageConfig, kind: str) -> dict[str, Any
     return result.to_dict()
 
 
-@stage_type("train_dpo", TrainStageConfig, "DPO on pairs (TRL), LoRA by default on CPU; curriculum order optional")
 def run_train_dpo(ctx: StageContext, cfg: TrainStageConfig) -> dict[str, Any]:
     return _train(ctx, cfg, "dpo")
 
 
-@stage_type("train_sft", TrainStageConfig, "SFT on prompt/completion records (TRL), loss on the completion")
 def run_train_sft(ctx: StageContext, cfg: TrainStageConfig) -> dict[str, Any]:
     return _train(ctx, cfg, "sft")
 
 
-# Method stages live beside this file (stages_<method>.py) and register themselves on import.
-def _load_method_stages() -> None:
-    import importlib
-
-    for mod in ("stages_cdas", "stages_gift", "stages_lintseq"):
-        try:
-            importlib.import_module(f"codeloop.pipeline.{mod}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"codeloop.pipeline.{mod}":
-                raise
-
-
-_load_method_stages()
+EVAL = Step("eval", EvalStageConfig, run_eval, "sample, execute and report pass@k on a benchmark",
+            produces=("eval",), sandbox=True)
+PAIRS = Step("pairs", PairsStageConfig, run_pairs,
+             "best-of-N on-policy samples judged by tests -> DPO pairs with distances (pairs.jsonl)",
+             produces=("pairs",), sandbox=True, output="pairs.jsonl")
+CURRICULUM = Step("curriculum", CurriculumStageConfig, run_curriculum,
+                  "bucket pairs by log-prob distance and give them a training order (pairs.jsonl)",
+                  consumes=("pairs",), produces=("pairs",), output="pairs.jsonl")
+TRAIN_DPO = Step("train_dpo", TrainStageConfig, run_train_dpo,
+                 "DPO on pairs (TRL), LoRA by default on CPU; curriculum order optional",
+                 consumes=("pairs",), produces=("adapter",))
+TRAIN_SFT = Step("train_sft", TrainStageConfig, run_train_sft,
+                 "SFT on prompt/completion records (TRL), loss on the completion",
+                 consumes=("sft",), produces=("adapter",))

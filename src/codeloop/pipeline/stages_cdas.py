@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from codeloop.errors import UserError
-from codeloop.pipeline.stages import StageContext, TrainStageConfig, stage_type
+from codeloop.pipeline.stages import StageContext, TrainStageConfig
+from codeloop.steps import Step
 from codeloop.records import atomic_write_text, write_jsonl
 
 # -- sft_data ---------------------------------------------------------------------------------------
@@ -60,8 +61,6 @@ def problem_sft_record(problem: Any, instruction: str = "auto") -> dict[str, Any
             "response": program, "prompt": problem.prompt, "completion": solution}
 
 
-@stage_type("sft_data", SFTDataStageConfig,
-            "instruction/response SFT records from a problem set's reference solutions (writes sft.jsonl)")
 def run_sft_data(ctx: StageContext, cfg: SFTDataStageConfig) -> dict[str, Any]:
     from codeloop.problems import load_problems
 
@@ -123,8 +122,6 @@ def _release_models() -> None:
     gc.collect()
 
 
-@stage_type("select", SelectStageConfig,
-            "CDAS (k-means + top IFD per cluster), ifd-only or random selection -> sft.jsonl, stats, plots")
 def run_select(ctx: StageContext, cfg: SelectStageConfig) -> dict[str, Any]:
     from codeloop.methods import cdas
 
@@ -240,8 +237,6 @@ class ProfiledTrainStageConfig(TrainStageConfig):
     pack_layout: str = "next-fit"  # Dynamic Pack rows: next-fit (the paper) or balanced
 
 
-@stage_type("train_sft_profiled", ProfiledTrainStageConfig,
-            "train_sft plus training time and peak memory; Dynamic Pack layout selectable")
 def run_train_sft_profiled(ctx: StageContext, cfg: ProfiledTrainStageConfig) -> dict[str, Any]:
     from codeloop import training
 
@@ -295,8 +290,6 @@ def _fmt(x: Any, digits: int = 3) -> str:
     return f"{x:.{digits}f}" if isinstance(x, (int, float)) and not isinstance(x, bool) else str(x)
 
 
-@stage_type("cdas_table", TableStageConfig,
-            "pass@1, training time and peak memory per (data, packing) variant -> table.md / table.json")
 def run_cdas_table(ctx: StageContext, cfg: TableStageConfig) -> dict[str, Any]:
     rows = []
     for row in cfg.rows:
@@ -324,3 +317,14 @@ def run_cdas_table(ctx: StageContext, cfg: TableStageConfig) -> dict[str, Any]:
     best = max(scored, key=lambda r: r["pass@1"]) if scored else None
     return {"rows": rows, "variants": len(rows), "best": best["label"] if best else None,
             "best_pass@1": best["pass@1"] if best else None}
+
+
+SFT_DATA = Step("sft_data", SFTDataStageConfig, run_sft_data, "instruction/response SFT records from a problem set's reference solutions (writes sft.jsonl)",
+                produces=("sft",), output="sft.jsonl")
+SELECT = Step("select", SelectStageConfig, run_select, "CDAS (k-means + top IFD per cluster), ifd-only or random selection -> sft.jsonl, stats, plots",
+              consumes=("sft",), produces=("sft",), output="sft.jsonl",
+              requires=(("sklearn", "scikit-learn"), ("sentence_transformers", "sentence-transformers")))
+TRAIN_SFT_PROFILED = Step("train_sft_profiled", ProfiledTrainStageConfig, run_train_sft_profiled, "train_sft plus training time and peak memory; Dynamic Pack layout selectable",
+                          consumes=("sft",), produces=("adapter",))
+CDAS_TABLE = Step("cdas_table", TableStageConfig, run_cdas_table, "pass@1, training time and peak memory per (data, packing) variant -> table.md / table.json",
+                  produces=("report",))

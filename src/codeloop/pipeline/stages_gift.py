@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from codeloop.errors import UserError
-from codeloop.pipeline.stages import StageContext, stage_type
+from codeloop.pipeline.stages import StageContext
+from codeloop.steps import Step
 from codeloop.records import atomic_write_text, write_jsonl
 
 
@@ -75,8 +76,6 @@ def _load(ctx: StageContext, cfg: Any) -> tuple[list[Any], Any, Any, Any]:
     return problems, model, tokenizer, HFGenerator(model, tokenizer, name=name)
 
 
-@stage_type("gift", GiFTStageConfig,
-            "GiFT: Gibbs chains code <-> description on a frozen model, perplexity-weighted resampling -> sft.jsonl")
 def run_gift(ctx: StageContext, cfg: GiFTStageConfig) -> dict[str, Any]:
     from codeloop.methods.gift import gift, model_scorer, plot_chain
 
@@ -143,8 +142,6 @@ class SelfTrainingStageConfig:
             raise UserError(exc.message, f"{where}.{exc.where}") from None
 
 
-@stage_type("self_training", SelfTrainingStageConfig,
-            "plain self-training baseline: samples from the original prompts only, same budget -> sft.jsonl")
 def run_self_training(ctx: StageContext, cfg: SelfTrainingStageConfig) -> dict[str, Any]:
     from codeloop.methods.gift import GiFTConfig, self_training
 
@@ -172,3 +169,9 @@ def run_self_training(ctx: StageContext, cfg: SelfTrainingStageConfig) -> dict[s
                         f"stages.{ctx.name}")
     write_jsonl(ctx.stage.path / "sft.jsonl", sft)
     return stats
+
+
+GIFT = Step("gift", GiFTStageConfig, run_gift, "GiFT: Gibbs chains code <-> description on a frozen model, perplexity-weighted resampling -> sft.jsonl",
+            produces=("sft",), sandbox=True, output="sft.jsonl")
+SELF_TRAINING = Step("self_training", SelfTrainingStageConfig, run_self_training, "plain self-training baseline: samples from the original prompts only, same budget -> sft.jsonl",
+                     produces=("sft",), sandbox=True, output="sft.jsonl")

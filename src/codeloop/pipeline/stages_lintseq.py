@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from codeloop.errors import UserError
-from codeloop.pipeline.stages import StageContext, stage_type
+from codeloop.pipeline.stages import StageContext
+from codeloop.steps import Step
 from codeloop.records import atomic_write_text, read_jsonl, write_jsonl
 
 
@@ -27,8 +28,6 @@ class LintSeqStageConfig:
             raise UserError("must be >= 1", f"{where}.s")
 
 
-@stage_type("lintseq", LintSeqStageConfig,
-            "programs -> s linter-clean insertion-edit sequences each, as SFT records (writes sft.jsonl)")
 def run_lintseq(ctx: StageContext, cfg: LintSeqStageConfig) -> dict[str, Any]:
     import json
 
@@ -44,3 +43,7 @@ def run_lintseq(ctx: StageContext, cfg: LintSeqStageConfig) -> dict[str, Any]:
     atomic_write_text(ctx.stage.path / "lintseq_stats.json", json.dumps(counts, indent=2, default=str) + "\n")
     return {"programs": len(records), "sequences": len(sft),
             **{k: v for k, v in counts.items() if isinstance(v, (int, float))}}
+
+
+LINTSEQ = Step("lintseq", LintSeqStageConfig, run_lintseq, "programs -> s linter-clean insertion-edit sequences each, as SFT records (writes sft.jsonl)",
+               consumes=("sft",), produces=("sft",), output="sft.jsonl")

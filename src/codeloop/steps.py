@@ -1,0 +1,201 @@
+"""Steps: the one declaration of each unit of work.
+
+A step is a config dataclass whose every field is declared once with `option(...)` (default, help,
+choices, the CLI flags users know) plus one run function. The recipe loader, the CLI
+(`codeloop <step> --field ...`, `--config FILE`) and the Python API are all built from that
+declaration (see `codeloop.pipeline.registry`), so a default cannot differ between them and a
+recipe stage and the same CLI command run the same function on the same config.
+
+A step knows nothing of where it runs: it gets a `StepContext` (its own folder, how to find its
+input, the run's model/seed defaults, the sandbox settings) and returns its metrics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib.util
+import types
+import typing
+from dataclasses import MISSING, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from codeloop.errors import UserError
+
+# What a step reads from its `input` and writes into its folder: checked between stages at load time.
+KINDS = {
+    "samples": "Sample records (samples.jsonl)",
+    "results": "Result records: samples with verdicts",
+    "pairs": "DPO pairs (pairs.jsonl: prompt, chosen, rejected; distance, bucket, order)",
+    "sft": "SFT records (sft.jsonl: prompt/completion or instruction/response)",
+    "adapter": "a trained adapter or model (final/)",
+    "eval": "an evaluation (per-problem results, pass@k)",
+    "report": "a table or plot",
+}
+
+
+def option(default: Any = MISSING, *, help: str, choices: Iterable[Any] | None = None,  # noqa: A002
+           flags: Iterable[str] = (), aliases: Iterable[str] = (), default_factory: Any = MISSING,
+           cli: bool = True) -> Any:
+    """A config field declared once: its default, its help, its allowed values, the extra CLI flags
+    (e.g. ``--lr``) and the other names a recipe or `--config` file may use for it."""
+    meta = {"help": help, "choices": tuple(choices) if choices is not None else None,
+            "flags": tuple(flags), "aliases": tuple(aliases), "cli": cli}
+    if default_factory is not MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str  # recipe `type`, and the CLI command (`train_sft` -> `codeloop train-sft`)
+    config: type
+    run: Callable[["StepContext", Any], dict[str, Any]]
+    help: str
+    consumes: tuple[str, ...] = ()  # kinds its `input` must produce
+    produces: tuple[str, ...] = ()
+    requires: tuple[tuple[str, str], ...] = ()  # (module, pip install line) checked before a run
+    sandbox: bool = False  # executes programs: takes the run's executor and isolation
+    output: str = ""  # the file it writes that a later step's `input` reads (e.g. pairs.jsonl)
+
+    def check_requirements(self, where: str) -> None:
+        for module, pip in self.requires:
+            if importlib.util.find_spec(module) is None:
+                raise UserError(f"step '{self.name}' needs the '{module}' package: pip install {pip}", where)
+
+
+class StepContext:
+    """Where a step runs: its folder, the run around it (other steps' folders), the defaults."""
+
+    def __init__(self, run: Any, stage: Any, name: str, model: str = "default", seed: int = 0,
+                 executor: str = "local", isolation: str = "auto", recipe: Any = None):
+        self.run, self.stage, self.name = run, stage, name  # RunDir, StageDir
+        self.default_model, self.default_seed = model, seed
+        self.executor, self.isolation = executor, isolation
+        self.recipe = recipe
+
+    def model(self, override: str | None) -> str:
+        return override or self.default_model
+
+    def seed(self, override: int | None) -> int:
+        return self.default_seed if override is None else override
+
+    def stage_path(self, name: str) -> Path:
+        """Another step's folder: a stage name in a recipe, or a path given on the command line."""
+        if self.recipe is None:
+            return Path(name)
+        return self.run.root / name
+
+    def output_file(self, ref: str, filename: str) -> Path:
+        """The file `filename` of the step `ref` (a recipe stage, or on the CLI a folder or the file)."""
+        base = self.stage_path(ref)
+        path = base if base.is_file() else base / filename
+        if not path.exists():
+            raise UserError(f"'{ref}' has no {filename} (did that step finish?)", str(path))
+        return path
+
+    def exec_config(self, timeout_s: float, memory_mb: int) -> Any:
+        from codeloop.execution import ExecConfig
+
+        return ExecConfig(timeout_s=timeout_s, memory_mb=memory_mb, executor=self.executor,
+                          isolation=self.isolation)
+
+
+# -------------------------------------------------------------------------------------------------
+# Configs from dicts (recipes, --config files, the CLI) with errors that name the key
+
+def suggest(word: str, options: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def type_ok(value: Any, tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(type_ok(value, a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if origin in (list, tuple):
+        args = typing.get_args(tp)
+        return isinstance(value, (list, tuple)) and (not args or all(type_ok(v, args[0]) for v in value))
+    if origin is dict:
+        return isinstance(value, dict)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(tp, type):
+        return isinstance(value, tp)
+    return True
+
+
+def type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def field_names(cls: type) -> dict[str, str]:
+    """Every name a config accepts -> its field (the field's own name and its aliases)."""
+    names = {}
+    for f in dataclasses.fields(cls):
+        names[f.name] = f.name
+        for alias in f.metadata.get("aliases", ()):
+            names[alias] = f.name
+    return names
+
+
+def build_config(cls: type, values: dict[str, Any], where: str) -> Any:
+    """Instantiate a step config from a dict, naming bad keys, wrong types and values by path."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    names = field_names(cls)
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in names:
+            raise UserError(f"unknown key '{key}'{suggest(key, fields)}", f"{where}.{key}")
+        name = names[key]
+        if name in kwargs:
+            raise UserError(f"'{key}' and '{name}' name the same setting: give one", f"{where}.{key}")
+        if isinstance(value, int) and not isinstance(value, bool) and type_ok(float(value), hints[name]) \
+                and not type_ok(value, hints[name]):
+            value = float(value)
+        if not type_ok(value, hints[name]):
+            raise UserError(f"expected {type_name(hints[name])}, got {type(value).__name__} ({value!r})",
+                            f"{where}.{key}")
+        choices = fields[name].metadata.get("choices")
+        if choices and value is not None and value not in choices:
+            raise UserError(f"must be one of {', '.join(map(str, choices))}, got {value!r}", f"{where}.{key}")
+        kwargs[name] = value
+    missing = [n for n, f in fields.items() if f.default is MISSING and f.default_factory is MISSING  # type: ignore[misc]
+               and n not in kwargs]
+    if missing:
+        raise UserError(f"missing required key '{missing[0]}'", f"{where}.{missing[0]}")
+    cfg = cls(**kwargs)
+    check = getattr(cfg, "check", None)
+    if check is not None:
+        check(where)
+    return cfg
+
+
+def describe(cls: type) -> list[dict[str, Any]]:
+    """The fields of a step config as `codeloop steps show` and the docs print them."""
+    hints = typing.get_type_hints(cls)
+    rows = []
+    for f in dataclasses.fields(cls):
+        if f.default is not MISSING:
+            default = f.default
+        elif f.default_factory is not MISSING:  # type: ignore[misc]
+            default = f.default_factory()  # type: ignore[misc]
+        else:
+            default = "(required)"
+        rows.append({"name": f.name, "type": type_name(hints[f.name]), "default": default,
+                     "help": f.metadata.get("help", ""), "choices": f.metadata.get("choices"),
+                     "flags": f.metadata.get("flags", ()), "aliases": f.metadata.get("aliases", ())})
+    return rows
+
+
+def undocumented(cls: type) -> list[str]:
+    """Fields declared without help (the registry test requires none)."""
+    return [f.name for f in dataclasses.fields(cls) if not f.metadata.get("help")]
