@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from codeloop.errors import UserError
+from codeloop.steps import option
 from codeloop.training.packing import LAYOUTS, PACKING_MODES
 
 # "trl-bfd": TRL's own packing (best-fit decreasing + padding-free), the external baseline
@@ -19,33 +20,41 @@ DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "
 
 @dataclass
 class _RunConfig:
-    model: str = "default"
-    out_dir: str = "runs/train"
-    lora: bool | None = None  # None: LoRA on CPU, full fine-tuning on GPU
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    target_modules: list[str] | str = "all-linear"
-    learning_rate: float = 2e-4
-    epochs: float = 1.0
-    max_steps: int = -1  # > 0 overrides epochs
-    per_device_batch_size: int = 4
-    grad_accum: int = 1
-    max_length: int = 1024
-    bf16: bool | str = "auto"  # "auto": where the device supports it
-    gradient_checkpointing: bool | None = None  # None: on for CUDA, off on CPU (speed)
-    save_steps: int = 50
-    save_total_limit: int | None = 2
-    logging_steps: int = 1
-    seed: int = 0
-    warmup: float = 0.0  # steps, or a fraction of all steps when < 1
-    lr_scheduler_type: str = "linear"
-    packing: str = "pad-to-longest"
-    pack_layout: str = "balanced"
-    curriculum: bool = False
-    attn_implementation: str | None = None  # None: keep the model's; flash-attention for `isolated` on CUDA if installed
-    report_to: list[str] | str = "tensorboard"
-    dataloader_num_workers: int = 0
+    model: str = option("default", help="Base model: 'default' (the embedded one), a hub id or a local path.")
+    out_dir: str = option("runs/train", help="Run folder: checkpoints, metrics.jsonl, final/.", cli=False)
+    lora: bool | None = option(None, help="LoRA adapter (true) or full fine-tuning (false); default: LoRA on CPU, "
+                                          "full on GPU.", flags=("--lora/--full",))
+    lora_r: int = option(16, help="LoRA rank.")
+    lora_alpha: int = option(32, help="LoRA alpha.")
+    lora_dropout: float = option(0.05, help="LoRA dropout.")
+    target_modules: list[str] | str = option("all-linear", help="Modules LoRA adapts: all-linear or a list of names.")
+    learning_rate: float = option(2e-4, help="Peak learning rate.", flags=("--lr",))
+    epochs: float = option(1.0, help="Passes over the data (ignored when max_steps > 0).")
+    max_steps: int = option(-1, help="Optimizer steps; > 0 overrides epochs.")
+    per_device_batch_size: int = option(4, help="Samples per device per micro-batch.", flags=("--batch-size",),
+                                        aliases=("batch_size",))
+    grad_accum: int = option(1, help="Gradient accumulation steps.")
+    max_length: int = option(1024, help="Longest tokenized sequence (and packed row).")
+    bf16: bool | str = option("auto", help="auto | on | off (auto: where the device runs bf16 natively).")
+    gradient_checkpointing: bool | None = option(None, help="Recompute activations to save memory; default: on "
+                                                            "for CUDA, off on CPU (speed).")
+    save_steps: int = option(50, help="Checkpoint every N optimizer steps (the resume point).")
+    save_total_limit: int | None = option(2, help="Checkpoints kept (older ones are deleted).")
+    logging_steps: int = option(1, help="Log metrics every N steps.")
+    seed: int = option(0, help="Seed for initialisation and data order.")
+    warmup: float = option(0.0, help="Warm-up: steps, or a fraction of all steps when < 1.")
+    lr_scheduler_type: str = option("linear", help="transformers learning-rate schedule (linear, cosine, ...).")
+    packing: str = option("pad-to-longest", choices=TRAIN_PACKING_MODES,
+                          help="Batch layout: pad-to-longest, pad-to-max, codeact (Dynamic Pack, shared causal "
+                               "rows), isolated (Dynamic Pack, samples cannot see each other), none (TRL's "
+                               "collator), trl-bfd (TRL's own packing).")
+    pack_layout: str = option("balanced", choices=LAYOUTS, help="Dynamic Pack row layout.")
+    curriculum: bool = option(False, help="Feed records in their curriculum 'order' (from the curriculum step) "
+                                          "instead of shuffling.")
+    attn_implementation: str | None = option(None, help="Attention kernel; default: the model's (flash-attention "
+                                                        "for 'isolated' packing on CUDA when installed).")
+    report_to: list[str] | str = option("tensorboard", help="Where metrics go: tensorboard, wandb, none, ...")
+    dataloader_num_workers: int = option(0, help="Data-loading worker processes.")
 
     def validate(self) -> None:
         where = type(self).__name__
@@ -73,18 +82,22 @@ class _RunConfig:
 class SFTRunConfig(_RunConfig):
     """Supervised fine-tuning on prompt/completion records, loss on the completion only."""
 
-    completion_only_loss: bool = True
+    completion_only_loss: bool = option(True, help="Loss on the completion tokens only (not the prompt).")
 
 
 @dataclass
 class DPORunConfig(_RunConfig):
     """DPO on prompt/chosen/rejected pairs. Reference: the frozen base (adapter disabled with LoRA)."""
 
-    learning_rate: float = 5e-6
-    beta: float = 0.1
-    loss_type: str | list[str] = "sigmoid"
-    precompute_ref_log_probs: bool = False
-    packing: str = "none"
+    learning_rate: float = option(5e-6, help="Peak learning rate.", flags=("--lr",))
+    beta: float = option(0.1, help="DPO beta (strength of the KL anchor to the reference).")
+    loss_type: str | list[str] = option("sigmoid", help="TRL DPO loss: sigmoid, ipo, hinge, robust, ... "
+                                                        "(a list to combine).")
+    precompute_ref_log_probs: bool = option(False, help="Compute the reference log-probs once before training "
+                                                        "(no reference forward per step).",
+                                            flags=("--precompute-ref",))
+    packing: str = option("none", choices=("none", "pad-to-longest"),
+                          help="Batch layout: none (TRL's collator) or pad-to-longest.")
 
     def validate(self) -> None:
         super().validate()
