@@ -25,23 +25,16 @@ from codeloop.errors import UserError
 from codeloop.execution import ExecConfig
 from codeloop.execution.passk import passk_table
 from codeloop.generation import GenerationParams
+from codeloop.generation.decoders import get_decoder
 from codeloop.problems import load_problems
 from codeloop.records import Problem, Result, Sample, atomic_write_text, from_dict, write_jsonl
 from codeloop.resumable import execute_into, sample_into
 from codeloop.rundir import RunDir, StageDir
 
-DECODERS = ("none", "lintseq")
-
-
-def decode_lintseq(sample: Sample) -> Sample:
-    """A generated edit sequence -> the program it builds (executed as is: it holds the signature)."""
-    from codeloop.methods.lintseq import decode_generated_detail
-
-    detail = decode_generated_detail(sample.completion)
-    sample.code = detail.program
-    sample.extra["decode"] = {"edits": detail.edits, "hunks_applied": detail.hunks_applied,
-                              "hunks_malformed": detail.hunks_malformed}
-    return sample
+def __getattr__(name: str) -> Any:
+    if name == "decode_lintseq":  # moved to codeloop.methods.lintseq (the "lintseq" decoder); kept for callers
+        return get_decoder("lintseq").decode
+    raise AttributeError(name)
 
 
 # Default split per benchmark: evaluate on held-out problems unless told otherwise.
@@ -70,7 +63,7 @@ class EvalConfig:
     memory_mb: int = 1024
     executor: str = "local"  # local | ray | ray:ADDRESS (sandbox executions; see docs/ray.md)
     isolation: str = "auto"  # auto | full (refuse to run with less than full sandbox isolation)
-    decode: str = "none"  # none | lintseq: the model writes edit sequences, resolved into the program
+    decode: str = "none"  # a registered decoder (generation/decoders.py), e.g. lintseq: edit sequences -> program
 
     def validate(self) -> None:
         if self.n < 1:
@@ -80,8 +73,7 @@ class EvalConfig:
         if self.temperature == 0 and self.n > 1:
             raise UserError("greedy decoding (temperature 0) gives n identical samples; "
                             "set --temperature > 0 for n > 1", "--temperature")
-        if self.decode not in DECODERS:
-            raise UserError(f"must be one of {', '.join(DECODERS)}, got {self.decode!r}", "--decode")
+        get_decoder(self.decode)
         if max(self.ks) > self.n:
             raise UserError(f"k={max(self.ks)} needs at least that many samples per problem (-n {self.n})",
                             "--k")
@@ -99,12 +91,9 @@ class EvalConfig:
         params = GenerationParams(n=self.n, temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
                                   max_new_tokens=self.max_new_tokens, seed=self.seed,
                                   batch_size=self.batch_size)
-        if self.decode == "lintseq":
-            from codeloop.methods.lintseq import STOP_SEQUENCE
-
-            # Diff lines start with '+' or '@@', so code stops like "\ndef " would never fire;
-            # the edit sequence ends with its own terminator.
-            params = params.replace(default_stops=False, stop=[STOP_SEQUENCE])
+        decoder = get_decoder(self.decode)
+        if decoder is not None and decoder.stop:
+            params = params.replace(default_stops=False, stop=list(decoder.stop))
         return params
 
 
@@ -152,6 +141,7 @@ def evaluate(cfg: EvalConfig, out_dir: str | Path, generator: Any = None, proble
     if not problems:
         raise UserError(f"no problems in {cfg.benchmark}" + (f" split {cfg.resolved_split()}" if cfg.split else ""),
                         "--benchmark")
+    decoder = get_decoder(cfg.decode)
     if cfg.model == CANONICAL:
         samples = canonical_samples(run.stage("samples", key=_key), problems)
     else:
@@ -159,7 +149,7 @@ def evaluate(cfg: EvalConfig, out_dir: str | Path, generator: Any = None, proble
                               model=cfg.model, backend=cfg.backend, adapter=cfg.adapter, generator=generator,
                               extra_config={"benchmark": cfg.benchmark, "split": cfg.resolved_split(),
                                             "decode": cfg.decode},
-                              postprocess=decode_lintseq if cfg.decode == "lintseq" else None,
+                              postprocess=decoder.decode if decoder else None,
                               backend_options={"base_url": cfg.base_url} if cfg.base_url else None)
     results = execute_into(run.stage("results", key=_key), problems, samples, cfg.exec_config(),
                            inputs_hash=run.stage("samples").done_hash())

@@ -43,7 +43,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+from codeloop.generation.decoders import register_decoder
 from codeloop.linting import OFFICIAL_ERRORS, LintConfig, Linter, detect_indent, syntax_error_message
+from codeloop.records import Sample
 
 DIFF_TOKEN = "<|diff|>"
 SEPARATOR = "\n" + DIFF_TOKEN
@@ -281,6 +283,19 @@ def decode_generated_detail(text: str) -> Decoded:
 def decode_generated(text: str) -> str:
     """The program a generated `<|diff|>`-separated completion describes (see decode_generated_detail)."""
     return decode_generated_detail(text).program
+
+
+def decode_sample(sample: Sample) -> Sample:
+    """A generated edit sequence -> the program it builds (executed as is: it holds the signature)."""
+    detail = decode_generated_detail(sample.completion)
+    sample.code = detail.program
+    sample.extra["decode"] = {"edits": detail.edits, "hunks_applied": detail.hunks_applied,
+                              "hunks_malformed": detail.hunks_malformed}
+    return sample
+
+
+# `eval --decode lintseq`: the model writes edit sequences ending in STOP_SEQUENCE.
+register_decoder("lintseq", decode_sample, stop=(STOP_SEQUENCE,))
 
 
 # ---------------------------------------------------------------------------------------------
