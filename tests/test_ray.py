@@ -17,7 +17,9 @@ import pytest
 from codeloop.cli import main
 from codeloop.errors import MissingDependency, UserError
 from codeloop.execution import ExecConfig, execute_samples
-from codeloop.execution.ray_executor import RayExecutor, import_ray, ray_address
+from codeloop.distributed import import_ray
+from codeloop.execution.executor import ray_address
+from codeloop.execution.ray_executor import RayExecutor
 from codeloop.problems import load_problems
 from codeloop.records import Problem, Result, Sample, read_jsonl, write_jsonl
 
@@ -254,7 +256,7 @@ def test_recipe_switches_executor_with_one_value(ray_cluster, tmp_path):
 def test_unreachable_head_is_a_user_error_not_a_long_hang():
     import socket
 
-    from codeloop.execution.ray_executor import _probe
+    from codeloop.distributed.cluster import _probe
 
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))

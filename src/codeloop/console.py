@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from typing import Iterable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
@@ -40,6 +40,12 @@ class _Advance:
     def __call__(self, n: int = 1) -> None:
         if self._prog is not None:
             self._prog.advance(self._task, n)  # type: ignore[arg-type]
+
+
+@contextmanager
+def nullbar() -> Iterator[Callable[..., None]]:
+    """Stands in for `progress_bar` when a caller shows its own progress: advance(n=1) does nothing."""
+    yield lambda n=1: None
 
 
 def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:

@@ -1,4 +1,4 @@
-"""The pool of warm sandbox workers, and `execute_samples` on top of it.
+"""The pool of warm sandbox workers, and the `local` executor on top of it.
 
 Workers are fresh ``python -I`` processes running `_worker.py` (stdlib only), never forks of this
 process: forking from a parent that has imported torch costs 19-59 ms a fork. One thread per
@@ -21,9 +21,9 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
-from codeloop.console import progress_bar, warn
+from codeloop.console import nullbar, progress_bar, warn
 from codeloop.errors import UserError
 from codeloop.execution.config import ExecConfig
 from codeloop.execution.judges import build_job, program_for, stdio_verdict
@@ -309,12 +309,6 @@ class ExecutionPool:
         return out  # type: ignore[return-value]
 
 
-def _as_dict(problems: dict[str, Problem] | list[Problem] | Iterable[Problem]) -> dict[str, Problem]:
-    if isinstance(problems, dict):
-        return problems
-    return {p.task_id: p for p in problems}
-
-
 _FEATURES = {"user": "no separate user (uid or user namespace)", "mount": "no private read-only file system",
              "pid": "no PID namespace", "ipc": "no IPC namespace per execution", "net": "network not isolated",
              "cgroup": "no memory/pids cgroup", "seccomp": "no seccomp filter", "no_new_privs": "no NO_NEW_PRIVS"}
@@ -353,43 +347,53 @@ def _remove_stale_cgroups() -> None:
                         pass
 
 
-def execute_samples(problems: dict[str, Problem] | list[Problem], samples: Iterable[Sample],
-                    config: ExecConfig | None = None, on_result: Callable[[Result], None] | None = None,
-                    progress: bool = True, pool: ExecutionPool | None = None) -> list[Result]:
-    """Run every sample against its problem's tests in the sandbox; Results in input order.
+class LocalExecutor:
+    """The `local` executor: this machine's pool of warm sandbox workers.
 
-    `on_result` is called (in this thread) as each execution finishes, for resumable appends.
-    `pool`: a started or unstarted ExecutionPool to reuse (its config wins); else one is made and
-    closed here.
+    `pool`: a started or unstarted ExecutionPool to reuse (its config wins; it is left open on
+    close); else one is made here, started on first use and closed on close.
     """
-    config = pool.config if pool is not None else (config or ExecConfig())
-    config.validate()
-    by_id = _as_dict(problems)
-    samples = list(samples)
-    if config.executor != "local":
-        from codeloop.execution.ray_executor import execute_on_ray  # Ray is optional: import on use
 
-        return execute_on_ray(by_id, samples, config, on_result=on_result, progress=progress)
-    cache: dict[str, Any] = {}
-    jobs, programs = [], []
-    for s in samples:
-        problem = by_id.get(s.task_id)
-        if problem is None:
-            raise UserError(f"sample {s.sample_id} is for task '{s.task_id}', which is not in the problem set",
-                            "--samples")
-        program = program_for(problem, s)
-        programs.append(program)
-        jobs.append(build_job(problem, program, config, cache))
-    tests = {k: v for k, v in cache.items() if isinstance(v, list)}
-    results: list[Result | None] = [None] * len(samples)
-    own_pool = pool is None
-    pool = pool or ExecutionPool(config)
-    try:
+    def __init__(self, config: ExecConfig | None = None, pool: ExecutionPool | None = None):
+        self._own_pool = pool is None
+        self.pool = pool or ExecutionPool(config)
+        self.config = self.pool.config
+
+    def start(self) -> "LocalExecutor":
+        self.pool.start()
+        return self
+
+    def __enter__(self) -> "LocalExecutor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._own_pool:
+            self.pool.close()
+
+    def run(self, problems: dict[str, Problem], samples: list[Sample],
+            on_result: Callable[[Result], None] | None = None, progress: bool = True) -> list[Result]:
+        """Results in input order; `on_result` is called (in this thread) as each execution finishes."""
+        cache: dict[str, Any] = {}
+        jobs, programs = [], []
+        for s in samples:
+            problem = problems.get(s.task_id)
+            if problem is None:
+                raise UserError(f"sample {s.sample_id} is for task '{s.task_id}', which is not in the problem set",
+                                "--samples")
+            program = program_for(problem, s)
+            programs.append(program)
+            jobs.append(build_job(problem, program, self.config, cache))
+        tests = {k: v for k, v in cache.items() if isinstance(v, list)}
+        results: list[Result | None] = [None] * len(samples)
+        pool = self.pool
         note = isolation_summary(pool.isolation) if samples else "full"
         if note != "full" and not pool.warned:
             pool.warned = True
             warn(f"sandbox isolation is {note} (pass --isolation full to refuse this; see docs/execution.md)")
-        with progress_bar("execute", len(samples)) if progress else _nullbar() as advance:
+        with progress_bar("execute", len(samples)) if progress else nullbar() as advance:
             def done(i: int, res: dict) -> None:
                 r = _result(samples[i], programs[i], res, note)
                 results[i] = r
@@ -398,18 +402,7 @@ def execute_samples(problems: dict[str, Problem] | list[Problem], samples: Itera
                 advance()
 
             pool.run_jobs(jobs, tests, done)
-    finally:
-        if own_pool:
-            pool.close()
-    return results  # type: ignore[return-value]
-
-
-class _nullbar:
-    def __enter__(self) -> Callable[..., None]:
-        return lambda n=1: None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
+        return results  # type: ignore[return-value]
 
 
 def _result(sample: Sample, program: str, res: dict, note: str | None) -> Result:

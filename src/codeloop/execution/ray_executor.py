@@ -14,112 +14,30 @@ Ray is imported lazily; without it the ray executor fails with the ``pip install
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from codeloop.console import console, progress_bar, warn
-from codeloop.errors import MissingDependency, UserError
+from codeloop.console import console, nullbar, progress_bar, warn
+from codeloop.distributed import ActorFleet, connect
+from codeloop.errors import UserError
 from codeloop.execution.config import ExecConfig
+from codeloop.execution.pool import LocalExecutor
 from codeloop.records import Problem, Result, Sample
 
 DEFAULT_CORES_PER_ACTOR = 4  # sandbox workers per actor: a node gets cpus // this many actors
-_START_TIMEOUT_S = 300.0  # no actor ready after this long: the cluster has no room for one
 
 
-def import_ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise MissingDependency("the ray executor", "ray", "ray") from None
-    return ray
-
-
-def ray_address(executor: str) -> str | None:
-    """``ray`` -> None (RAY_ADDRESS, a cluster started on this machine, else a new local one);
-    ``ray:ADDRESS`` -> ADDRESS (``auto``, ``HOST:6379`` or ``ray://HOST:10001``)."""
-    if executor == "ray":
-        return None
-    if executor.startswith("ray:") and executor[4:]:
-        return executor[4:]
-    raise UserError(f"expected ray or ray:ADDRESS, got {executor!r}", "--executor")
-
-
-def connect(address: str | None = None) -> Any:
-    """Connect this process to Ray once (no-op when already connected); returns the ray module.
-
-    No address: RAY_ADDRESS, else the cluster last started on this machine with `ray start`, else
-    a new single-machine instance (Ray's own discovery rules)."""
-    ray = import_ray()
-    if ray.is_initialized():
-        return ray
-    if address is None:
-        found = _discovered_address()
-        if found is None:
-            console.print("ray: no RAY_ADDRESS and no cluster started on this machine; starting a local Ray instance")
-        elif found not in ("auto", "local"):  # a dead cluster's record must not hang us for minutes
-            _probe(found, what="the Ray cluster recorded here (RAY_ADDRESS or /tmp/ray/ray_current_cluster)")
-    elif address not in ("auto", "local"):
-        _probe(address)  # Ray itself retries an unreachable head for minutes before it gives up
-    try:
-        ray.init(address=address, include_dashboard=False if address is None else None, logging_level="WARNING")
-    except (ConnectionError, ValueError, RuntimeError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserError(f"cannot connect to the Ray cluster at {address or os.environ.get('RAY_ADDRESS') or 'auto'}: "
-                        f"{first}. If the cluster uses token authentication (Ray >= 2.59 turns it on for clusters "
-                        "started with `ray start`), set RAY_AUTH_MODE=token here too, with the cluster's token in "
-                        "RAY_AUTH_TOKEN or ~/.ray/auth_token", "--executor") from None
-    return ray
-
-
-def _discovered_address() -> str | None:
-    try:
-        from ray._private.services import get_ray_address_from_environment
-
-        return get_ray_address_from_environment(None, None)
-    except Exception:  # a private helper that may move: then let ray.init discover on its own
-        return None
-
-
-def _probe(address: str, timeout_s: float = 5.0, what: str = "the Ray head") -> None:
-    import socket
-
-    hostport = address.split("://", 1)[-1].rstrip("/")
-    host, _, port = hostport.rpartition(":")
-    if not host or not port.isdigit():
-        raise UserError(f"expected HOST:PORT or ray://HOST:PORT after 'ray:', got {address!r}", "--executor")
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
-    except OSError as exc:
-        raise UserError(f"cannot reach {what} at {hostport}: {exc.strerror or exc} (is `ray start --head` running "
-                        "there? `ray status` on the head tells; `ray stop` clears a dead cluster's record)",
-                        "--executor") from None
-
-
-def infrastructure_errors(ray: Any) -> tuple[type[BaseException], ...]:
-    """Errors that say the machine, not the sample, failed: the batch is run again elsewhere."""
-    ex = ray.exceptions
-    names = ("RayActorError", "WorkerCrashedError", "NodeDiedError", "ObjectLostError", "OwnerDiedError",
-             "LocalRayletDiedError", "ObjectFetchTimedOutError", "OutOfMemoryError", "RaySystemError",
-             "ActorUnschedulableError")
-    return tuple(getattr(ex, n) for n in names if hasattr(ex, n))
-
-
-# -------------------------------------------------------------------------------------------------
-# Actors (plain classes; `ray.remote` is applied lazily so this module imports without Ray)
-
+# `ray.remote` is applied on use, so this module imports without Ray.
 class SandboxActor:
-    """One local ExecutionPool on one node; runs batches through `execute_samples`."""
+    """The local executor on one node; runs batches exactly as the local path does."""
 
     def __init__(self, config: ExecConfig):
-        from codeloop import console as console_mod
-        from codeloop.execution.pool import ExecutionPool
-
-        console_mod.console.quiet = True  # the driver reports isolation once, not every batch
-        self.pool = ExecutionPool(config).start()
+        console.quiet = True  # the driver reports isolation once, not every batch
+        self.local = LocalExecutor(config).start()
+        self.pool = self.local.pool
 
     def info(self) -> dict[str, Any]:
         import ray
@@ -130,161 +48,13 @@ class SandboxActor:
                 "isolation": self.pool.isolation}
 
     def run(self, problems: dict[str, Problem], samples: list[Sample]) -> tuple[list[Result], float]:
-        from codeloop.execution.pool import execute_samples
-
         t0 = time.monotonic()
-        results = execute_samples(problems, samples, pool=self.pool, progress=False)
+        results = self.local.run(problems, samples, progress=False)
         return results, time.monotonic() - t0
 
     def close(self) -> None:
-        self.pool.close()
+        self.local.close()
 
-
-class ActorFleet:
-    """Keeps a set of actor slots alive and feeds them work with bounded queues and retries.
-
-    A slot is a factory for one actor; when its actor dies, the slot makes a new one (up to
-    `max_respawns` times, and only while `can_respawn(slot)` says its node is still there).
-    `run(items, submit, on_done)`: `submit(actor, item)` -> ObjectRef; `on_done(item, value, slot)`
-    is called exactly once per item, in the order items finish. An item whose call failed with an
-    infrastructure error goes back to the front of the queue; after `max_attempts` failures of the
-    same item the run stops with RuntimeError (what finished was already handed to `on_done`).
-    """
-
-    def __init__(self, ray: Any, factories: list[Callable[[], Any]], max_in_flight: int = 2,
-                 max_attempts: int = 4, max_respawns: int = 3,
-                 can_respawn: Callable[[int], bool] | None = None, start_timeout_s: float = _START_TIMEOUT_S):
-        self.ray = ray
-        self.factories = factories
-        self.max_in_flight = max(1, max_in_flight)
-        self.max_attempts = max_attempts
-        self.max_respawns = max_respawns
-        self.can_respawn = can_respawn or (lambda slot: True)
-        self.start_timeout_s = start_timeout_s
-        self.errors = infrastructure_errors(ray)
-        n = len(factories)
-        self.actors: list[Any] = [None] * n
-        self.generation = [0] * n
-        self.respawns = [0] * n
-        self.infos: list[dict | None] = [None] * n
-        self.ready_refs: dict[Any, tuple[int, int]] = {}
-        self.in_flight = [0] * n
-        self.retried = 0  # items that ran again because their actor was lost
-        self.lost_actors = 0
-        for slot in range(n):
-            self._spawn(slot)
-
-    def _spawn(self, slot: int) -> None:
-        self.generation[slot] += 1
-        self.actors[slot] = self.factories[slot]()
-        self.infos[slot] = None
-        self.in_flight[slot] = 0
-        self.ready_refs[self.actors[slot].info.remote()] = (slot, self.generation[slot])
-
-    def _lose(self, slot: int, generation: int) -> None:
-        """The actor of `slot` (as of `generation`) is gone: kill what is left of it, maybe respawn."""
-        if generation != self.generation[slot] or self.actors[slot] is None:
-            return  # already handled
-        self.lost_actors += 1
-        try:
-            self.ray.kill(self.actors[slot], no_restart=True)
-        except Exception:
-            pass
-        self.actors[slot] = None
-        self.infos[slot] = None
-        self.in_flight[slot] = 0
-        if self.respawns[slot] < self.max_respawns and self.can_respawn(slot):
-            self.respawns[slot] += 1
-            self._spawn(slot)
-
-    def wait_ready(self, timeout_s: float | None = None) -> list[dict]:
-        """Block until every slot's actor answered (or was given up); the infos of live actors."""
-        deadline = time.monotonic() + (self.start_timeout_s if timeout_s is None else timeout_s)
-        while self.ready_refs and time.monotonic() < deadline:
-            self._poll(list(self.ready_refs), {}, lambda *a: None, collections.deque(), {}, timeout=1.0)
-        return [i for i in self.infos if i is not None]
-
-    def run(self, items: list[Any], submit: Callable[[Any, Any], Any],
-            on_done: Callable[[Any, Any, int], None]) -> None:
-        queue: collections.deque[int] = collections.deque(range(len(items)))
-        attempts = [0] * len(items)
-        done = [False] * len(items)
-        in_flight: dict[Any, tuple[int, int, int]] = {}  # ref -> (slot, generation, item index)
-        started = time.monotonic()
-        n_left = len(items)
-
-        def finish(k: int, value: Any, slot: int) -> None:
-            nonlocal n_left
-            if done[k]:  # cannot happen: an item is resubmitted only after its call failed
-                return
-            done[k] = True
-            n_left -= 1
-            on_done(items[k], value, slot)
-
-        while n_left:
-            for slot in range(len(self.actors)):
-                while (queue and self.infos[slot] is not None and self.in_flight[slot] < self.max_in_flight):
-                    k = queue.popleft()
-                    attempts[k] += 1
-                    in_flight[submit(self.actors[slot], items[k])] = (slot, self.generation[slot], k)
-                    self.in_flight[slot] += 1
-            waiting = list(in_flight) + list(self.ready_refs)
-            if not waiting:
-                raise RuntimeError("every Ray actor was lost and none could be started again; "
-                                   f"{n_left} of {len(items)} batches did not run (finished ones are recorded)")
-            if not any(self.infos) and not in_flight and time.monotonic() - started > self.start_timeout_s:
-                raise RuntimeError(f"no Ray actor started within {self.start_timeout_s:.0f} s: does the cluster "
-                                   "have free CPUs? (`ray status`)")
-            self._poll(waiting, in_flight, finish, queue, {"attempts": attempts, "items": items}, timeout=1.0)
-
-    def _poll(self, waiting: list[Any], in_flight: dict, finish: Callable, queue: collections.deque,
-              ctx: dict, timeout: float) -> None:
-        ready, _ = self.ray.wait(waiting, num_returns=1, timeout=timeout)
-        for ref in ready:
-            if ref in self.ready_refs:
-                slot, gen = self.ready_refs.pop(ref)
-                try:
-                    info = self.ray.get(ref)
-                except self.errors:
-                    self._lose(slot, gen)
-                    continue
-                if gen == self.generation[slot]:
-                    self.infos[slot] = info
-                continue
-            slot, gen, k = in_flight.pop(ref)
-            try:
-                value = self.ray.get(ref)
-            except self.errors as exc:
-                self.retried += 1
-                if ctx["attempts"][k] >= self.max_attempts:
-                    raise RuntimeError(f"a batch failed {self.max_attempts} times on lost Ray actors or nodes "
-                                       f"(last: {type(exc).__name__}); finished batches are recorded, "
-                                       "rerun to resume") from exc
-                queue.appendleft(k)
-                self._lose(slot, gen)
-                continue
-            if gen == self.generation[slot]:
-                self.in_flight[slot] -= 1
-            finish(k, value, slot)
-
-    def close(self, close_method: str | None = "close") -> None:
-        live = [a for a in self.actors if a is not None]
-        if close_method:
-            refs = [getattr(a, close_method).remote() for a in live]
-            try:
-                self.ray.wait(refs, num_returns=len(refs), timeout=15)
-            except Exception:
-                pass
-        for a in live:
-            try:
-                self.ray.kill(a, no_restart=True)
-            except Exception:
-                pass
-        self.actors = [None] * len(self.actors)
-
-
-# -------------------------------------------------------------------------------------------------
-# The executor
 
 @dataclass
 class NodeStats:
@@ -318,9 +88,10 @@ class RaySummary:
 
 
 class RayExecutor:
-    """Sandbox actors on every alive node of a Ray cluster (one per `cores_per_actor` CPUs).
+    """The `ray[:ADDRESS]` executor: sandbox actors on every alive node of a Ray cluster (one per
+    `cores_per_actor` CPUs).
 
-    Use as a context manager; `execute(...)` may be called several times on the same actors.
+    Use as a context manager; `run(...)`/`execute(...)` may be called several times on the same actors.
     """
 
     def __init__(self, config: ExecConfig | None = None, address: str | None = None,
@@ -424,7 +195,7 @@ class RayExecutor:
             chunk = samples[span[0]:span[1]]
             return actor.run.remote({s.task_id: by_id[s.task_id] for s in chunk}, chunk)
 
-        with progress_bar("execute (ray)", len(samples)) if progress else _nullbar() as advance:
+        with progress_bar("execute (ray)", len(samples)) if progress else nullbar() as advance:
             def on_done(span: tuple[int, int], value: tuple[list[Result], float], slot: int) -> None:
                 nonlocal warned
                 results, busy = value
@@ -454,21 +225,11 @@ class RayExecutor:
                 summary.nodes[node_id].workers += int(info.get("workers", 0))
         return out, summary  # type: ignore[return-value]
 
-
-class _nullbar:
-    def __enter__(self) -> Callable[..., None]:
-        return lambda n=1: None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-def execute_on_ray(problems: dict[str, Problem], samples: list[Sample], config: ExecConfig,
-                   on_result: Callable[[Result], None] | None = None, progress: bool = True) -> list[Result]:
-    """`execute_samples` for ``executor: ray | ray:ADDRESS``: actors for this call, closed at the end."""
-    with RayExecutor(config, address=ray_address(config.executor)) as executor:
-        results, summary = executor.execute(problems, samples, on_result=on_result, progress=progress)
-    if progress:
-        for line in summary.lines():
-            console.print(line)
-    return results
+    def run(self, problems: dict[str, Problem], samples: list[Sample],
+            on_result: Callable[[Result], None] | None = None, progress: bool = True) -> list[Result]:
+        """The Executor interface: results in input order; where they ran is printed with progress."""
+        results, summary = self.execute(problems, samples, on_result=on_result, progress=progress)
+        if progress:
+            for line in summary.lines():
+                console.print(line)
+        return results

@@ -16,7 +16,8 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
-from codeloop.console import progress_bar
+from codeloop.console import console, nullbar, progress_bar
+from codeloop.distributed import ActorFleet, connect
 from codeloop.errors import UserError
 from codeloop.generation.params import GenerationParams
 from codeloop.records import Problem, Sample
@@ -29,9 +30,7 @@ class GeneratorActor:
 
     def __init__(self, backend: str, model: str, adapter: str | None, options: dict[str, Any],
                  threads: int | None):
-        from codeloop import console as console_mod
-
-        console_mod.console.quiet = True  # the driver shows progress
+        console.quiet = True  # the driver shows progress
         if threads:
             import torch
 
@@ -70,8 +69,6 @@ def sample_on_ray(problems: list[Problem], params: GenerationParams | None = Non
     all of that node's CPUs). cpus_per_engine: CPUs each CPU engine reserves (and torch threads).
     options: passed to `get_generator` (hf: dtype, device; vllm: any vllm.LLM keyword).
     """
-    from codeloop.execution.ray_executor import ActorFleet, connect
-
     params = params or GenerationParams()
     params.validate()
     if shard_size < 1:
@@ -130,7 +127,7 @@ def sample_on_ray(problems: list[Problem], params: GenerationParams | None = Non
 
     try:
         with progress_bar(f"sample (ray, {len(factories)} {backend} engines)",
-                          len(problems) * params.n) if progress else _nullbar() as advance:
+                          len(problems) * params.n) if progress else nullbar() as advance:
             def on_done(span: tuple[int, int], samples: list[Sample], slot: int) -> None:
                 for s in samples:
                     s.params = {**s.params, "seed": params.seed}  # the run's seed, as the local path records it
@@ -143,14 +140,6 @@ def sample_on_ray(problems: list[Problem], params: GenerationParams | None = Non
     finally:
         fleet.close(close_method=None)
     return [s for shard in out for s in (shard or [])]
-
-
-class _nullbar:
-    def __enter__(self) -> Callable[..., None]:
-        return lambda n=1: None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def shard_plan(n_problems: int, shard_size: int = DEFAULT_SHARD_SIZE) -> list[tuple[int, int]]:

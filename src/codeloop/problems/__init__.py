@@ -7,27 +7,11 @@ A problem-set spec is a name, optionally with a source after a colon:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
 from codeloop.errors import UserError
+from codeloop.problems.registry import _REGISTRY, ProblemSet, register
 from codeloop.records import Problem
 
-
-@dataclass(frozen=True)
-class ProblemSet:
-    name: str
-    summary: str
-    load: Callable[..., list[Problem]]  # load(source: str | None, split: str | None) -> problems
-    splits: tuple[str, ...] = ()
-    needs_source: bool = False
-
-
-_REGISTRY: dict[str, ProblemSet] = {}
-
-
-def register(ps: ProblemSet) -> None:
-    _REGISTRY[ps.name] = ps
+__all__ = ["ProblemSet", "register", "problem_sets", "load_problems", "problems_by_id"]
 
 
 def problem_sets() -> list[ProblemSet]:

@@ -15,7 +15,7 @@ import re
 from typing import Any, Iterator
 
 from codeloop.errors import UserError
-from codeloop.problems import ProblemSet, register
+from codeloop.problems.registry import ProblemSet, register
 from codeloop.problems.code_frame import docstring, normalize_newlines
 from codeloop.problems.rows import file_split, is_file_source, iter_file_rows, iter_hub_rows, need
 from codeloop.records import Problem

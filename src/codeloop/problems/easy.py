@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable, Iterator
 
-from codeloop.problems import ProblemSet, register
+from codeloop.problems.registry import ProblemSet, register
 from codeloop.records import Problem
 
 SPLITS = ("train", "test")

@@ -6,7 +6,7 @@ import gzip
 import json
 from importlib import resources
 
-from codeloop.problems import ProblemSet, register
+from codeloop.problems.registry import ProblemSet, register
 from codeloop.records import Problem
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from codeloop.problems import ProblemSet, register
+from codeloop.problems.registry import ProblemSet, register
 from codeloop.records import Problem, read_jsonl
 
 

@@ -15,7 +15,7 @@ import re
 from typing import Any, Iterator
 
 from codeloop.errors import UserError
-from codeloop.problems import ProblemSet, register
+from codeloop.problems.registry import ProblemSet, register
 from codeloop.problems.code_frame import (defined_functions, first_called_function, frame_from_solution,
                                           normalize_newlines)
 from codeloop.problems.rows import is_file_source, iter_file_rows, iter_hub_rows, need
