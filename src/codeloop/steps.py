@@ -196,6 +196,36 @@ def describe(cls: type) -> list[dict[str, Any]]:
     return rows
 
 
+def derive(name: str, base: type, *, extra: Iterable[tuple[str, Any, Any]] = (), drop: Iterable[str] = (),
+           replace: dict[str, tuple[Any, Any]] | None = None, namespace: dict[str, Any] | None = None) -> type:
+    """A step config made from a library's config: the library's fields (defaults, help, flags as
+    declared there, so each is declared once), minus `drop`, with `replace`d fields (name ->
+    (type, option)) and `extra` step fields (name, type, option) first."""
+    hints = typing.get_type_hints(base)
+    replace = replace or {}
+    fields: list[tuple[str, Any, Any]] = list(extra)
+    for f in dataclasses.fields(base):
+        if f.name in drop:
+            continue
+        if f.name in replace:
+            fields.append((f.name, *replace[f.name]))
+        elif f.default_factory is not MISSING:  # type: ignore[misc]
+            fields.append((f.name, hints[f.name], dataclasses.field(default_factory=f.default_factory,  # type: ignore[misc]
+                                                                    metadata=f.metadata)))
+        else:
+            fields.append((f.name, hints[f.name], dataclasses.field(default=f.default, metadata=f.metadata)))
+    cls = dataclasses.make_dataclass(name, fields, namespace=namespace or {})
+    cls.__doc__ = base.__doc__
+    cls.__module__ = (namespace or {}).get("__module__", base.__module__)
+    return cls
+
+
+def library_kwargs(cfg: Any, base: type, **fixed: Any) -> dict[str, Any]:
+    """The library config's arguments from a derived step config: shared fields by name, then `fixed`."""
+    names = {f.name for f in dataclasses.fields(base)}
+    return {**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name in names}, **fixed}
+
+
 def undocumented(cls: type) -> list[str]:
     """Fields declared without help (the registry test requires none)."""
     return [f.name for f in dataclasses.fields(cls) if not f.metadata.get("help")]

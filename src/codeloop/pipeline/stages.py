@@ -10,11 +10,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Optional
 
 from codeloop.errors import UserError
 from codeloop.records import Pair, read_jsonl, write_jsonl
-from codeloop.steps import Step, StepContext
+from codeloop.steps import Step, StepContext, derive, library_kwargs, option
+from codeloop.training.config import DPORunConfig, SFTRunConfig
 
 
 StageContext = StepContext  # the name the method stages use
@@ -142,54 +143,44 @@ def run_curriculum(ctx: StageContext, cfg: CurriculumStageConfig) -> dict[str, A
 
 # -- training ---------------------------------------------------------------------------------------
 
-@dataclass
-class TrainStageConfig:
-    input: str = ""  # a stage whose output file holds the training records
-    file: str = ""  # that stage's file (default: pairs.jsonl for DPO, sft.jsonl for SFT)
-    model: str | None = None
-    curriculum: bool = False  # DPO: feed pairs in their curriculum `order` instead of shuffling
-    max_steps: int = 20
-    epochs: float = 1.0
-    learning_rate: float = 5e-5
-    batch_size: int = 2
-    grad_accum: int = 1
-    max_length: int = 512
-    lora: bool | None = None  # None = LoRA on CPU, full fine-tuning on GPU
-    lora_r: int = 16
-    beta: float = 0.1
-    loss_type: str = "sigmoid"
-    precompute_ref_log_probs: bool = False  # DPO: one reference pass up front instead of one per step
-    packing: str = "none"
-    save_steps: int = 10
-    seed: int | None = None
+def _train_config(name: str, base: type, data_flag: str, what: str) -> type:
+    def check(self: Any, where: str) -> None:
+        try:
+            base(**library_kwargs(self, base)).validate()
+        except UserError as exc:
+            key = (exc.where or "").rpartition(".")[2].lstrip("-").replace("-", "_")
+            raise UserError(exc.message, f"{where}.{key}") from None
 
-    def check(self, where: str) -> None:
-        if not self.input:
-            raise UserError("missing required key 'input' (the stage whose data to train on)", f"{where}.input")
+    return derive(name, base, drop=("out_dir",), namespace={"check": check, "__module__": __name__}, extra=[
+        ("input", str, option(help=f"The step whose {what} to train on (recipe: a stage name; command line: "
+                                   "its folder or the file).", flags=(data_flag,))),
+        ("file", str, option("", help=f"That step's file (default: {what.split()[0]}.jsonl).")),
+    ], replace={
+        "model": (Optional[str], option(None, help="Model to train; default: the run's model.")),
+        "seed": (Optional[int], option(None, help="Seed for initialisation and data order; default: the run's.")),
+    })
 
 
-def _train(ctx: StageContext, cfg: TrainStageConfig, kind: str) -> dict[str, Any]:
-    from codeloop import training
+TrainSFTConfig = _train_config("TrainSFTConfig", SFTRunConfig, "--data", "sft records")
+TrainDPOConfig = _train_config("TrainDPOConfig", DPORunConfig, "--pairs", "pairs")
 
+
+def _train(ctx: StepContext, cfg: Any, kind: str) -> dict[str, Any]:
+    from codeloop.training import train_dpo, train_sft
+
+    base = DPORunConfig if kind == "dpo" else SFTRunConfig
     data = ctx.output_file(cfg.input, cfg.file or ("pairs.jsonl" if kind == "dpo" else "sft.jsonl"))
-    common = dict(model=ctx.model(cfg.model), out_dir=str(ctx.stage.path), max_steps=cfg.max_steps,
-                  epochs=cfg.epochs, learning_rate=cfg.learning_rate, per_device_batch_size=cfg.batch_size,
-                  grad_accum=cfg.grad_accum, max_length=cfg.max_length, lora=cfg.lora, lora_r=cfg.lora_r,
-                  save_steps=cfg.save_steps, seed=ctx.seed(cfg.seed))
-    if kind == "dpo":
-        result = training.train_dpo(read_jsonl(data), training.DPORunConfig(
-            **common, beta=cfg.beta, loss_type=cfg.loss_type, curriculum=cfg.curriculum,
-            precompute_ref_log_probs=cfg.precompute_ref_log_probs))
-    else:
-        result = training.train_sft(read_jsonl(data), training.SFTRunConfig(**common, packing=cfg.packing))
+    run_cfg = base(**library_kwargs(cfg, base, model=ctx.model(cfg.model), out_dir=str(ctx.stage.path),
+                                    seed=ctx.seed(cfg.seed)))
+    result = (train_dpo if kind == "dpo" else train_sft)(read_jsonl(data), run_cfg)
     return result.to_dict()
 
 
-def run_train_dpo(ctx: StageContext, cfg: TrainStageConfig) -> dict[str, Any]:
+def run_train_dpo(ctx: StepContext, cfg: Any) -> dict[str, Any]:
     return _train(ctx, cfg, "dpo")
 
 
-def run_train_sft(ctx: StageContext, cfg: TrainStageConfig) -> dict[str, Any]:
+def run_train_sft(ctx: StepContext, cfg: Any) -> dict[str, Any]:
     return _train(ctx, cfg, "sft")
 
 
@@ -201,9 +192,9 @@ PAIRS = Step("pairs", PairsStageConfig, run_pairs,
 CURRICULUM = Step("curriculum", CurriculumStageConfig, run_curriculum,
                   "bucket pairs by log-prob distance and give them a training order (pairs.jsonl)",
                   consumes=("pairs",), produces=("pairs",), output="pairs.jsonl")
-TRAIN_DPO = Step("train_dpo", TrainStageConfig, run_train_dpo,
+TRAIN_DPO = Step("train_dpo", TrainDPOConfig, run_train_dpo,
                  "DPO on pairs (TRL), LoRA by default on CPU; curriculum order optional",
                  consumes=("pairs",), produces=("adapter",))
-TRAIN_SFT = Step("train_sft", TrainStageConfig, run_train_sft,
+TRAIN_SFT = Step("train_sft", TrainSFTConfig, run_train_sft,
                  "SFT on prompt/completion records (TRL), loss on the completion",
                  consumes=("sft",), produces=("adapter",))

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from codeloop.errors import UserError
-from codeloop.pipeline.stages import StageContext, TrainStageConfig
-from codeloop.steps import Step
+from codeloop.pipeline.stages import StageContext, TrainSFTConfig
+from codeloop.steps import Step, derive, library_kwargs, option
+from codeloop.training.packing import LAYOUTS
 from codeloop.records import atomic_write_text, write_jsonl
 
 # -- sft_data ---------------------------------------------------------------------------------------
@@ -232,9 +233,10 @@ class PeakMemory:
         return out
 
 
-@dataclass
-class ProfiledTrainStageConfig(TrainStageConfig):
-    pack_layout: str = "next-fit"  # Dynamic Pack rows: next-fit (the paper) or balanced
+ProfiledTrainStageConfig = derive("ProfiledTrainStageConfig", TrainSFTConfig, namespace={"__module__": __name__},
+                                  replace={"pack_layout": (str, option("next-fit", choices=LAYOUTS,
+                                                                       help="Dynamic Pack rows: next-fit (the "
+                                                                            "paper's) or balanced."))})
 
 
 def run_train_sft_profiled(ctx: StageContext, cfg: ProfiledTrainStageConfig) -> dict[str, Any]:
@@ -242,11 +244,8 @@ def run_train_sft_profiled(ctx: StageContext, cfg: ProfiledTrainStageConfig) -> 
 
     data = ctx.output_file(cfg.input, cfg.file or "sft.jsonl")
     records = training.load_sft_records(str(data))
-    run_cfg = training.SFTRunConfig(
-        model=ctx.model(cfg.model), out_dir=str(ctx.stage.path), max_steps=cfg.max_steps, epochs=cfg.epochs,
-        learning_rate=cfg.learning_rate, per_device_batch_size=cfg.batch_size, grad_accum=cfg.grad_accum,
-        max_length=cfg.max_length, lora=cfg.lora, lora_r=cfg.lora_r, save_steps=cfg.save_steps,
-        seed=ctx.seed(cfg.seed), packing=cfg.packing, pack_layout=cfg.pack_layout)
+    run_cfg = training.SFTRunConfig(**library_kwargs(cfg, training.SFTRunConfig, model=ctx.model(cfg.model),
+                                                     out_dir=str(ctx.stage.path), seed=ctx.seed(cfg.seed)))
     with PeakMemory() as mem:
         result = training.train_sft(records, run_cfg)
     out = result.to_dict()
