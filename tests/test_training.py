@@ -19,7 +19,7 @@ def _sft_records(n=12):
 
 def _pairs(n=12):
     return [{"prompt": f"# task {i:02d}\ndef f(x):\n", "chosen": "    return x + 1\n", "rejected": "    pass\n",
-             "bucket": i % 3} for i in range(n)]
+             "bucket": i % 3, "order": (7 * i) % n} for i in range(n)]
 
 
 def _task_ids(tokenizer, examples, key):
@@ -68,7 +68,7 @@ def test_sft_loss_only_on_completion_and_learns(tiny_model_dir, tmp_path):
     assert result.metrics["loss"] < result.metrics["first_loss"]
 
 
-def test_curriculum_feeds_pairs_in_bucket_order(tiny_model_dir, tmp_path):
+def test_curriculum_feeds_pairs_in_their_order(tiny_model_dir, tmp_path):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
@@ -78,9 +78,9 @@ def test_curriculum_feeds_pairs_in_bucket_order(tiny_model_dir, tmp_path):
                        per_device_batch_size=4, curriculum=True, seed=5)
     train_dpo(pairs, cfg, on_batch=seen.extend)
     fed = _task_ids(tok, seen, "prompt_ids")
-    expected = [int(re.search(r"task (\d+)", p["prompt"]).group(1)) for p in curriculum_order(pairs, seed=5)]
+    expected = [int(re.search(r"task (\d+)", p["prompt"]).group(1)) for p in curriculum_order(pairs)]
     assert fed == expected
-    assert [pairs[i]["bucket"] for i in fed] == sorted(pairs[i]["bucket"] for i in fed)
+    assert [pairs[i]["order"] for i in fed] == sorted(pairs[i]["order"] for i in fed)
 
     shuffled = []
     cfg.curriculum, cfg.out_dir = False, str(tmp_path / "dpo-shuffled")
@@ -132,14 +132,14 @@ def test_dpo_loss_type_is_passed_to_trl(tiny_model_dir, tmp_path):
     assert result.metrics["loss"] == pytest.approx(1.0, abs=1e-3)
 
 
-def test_curriculum_order_by_bucket():
-    buckets = [2, 0, 1, 0, 2, 1, 0, 1, 0, 0]
-    rows = [{"id": i, "bucket": b} for i, b in enumerate(buckets)]
-    a, b = curriculum_order(rows, seed=1), curriculum_order(rows, seed=2)
-    assert [r["bucket"] for r in a] == sorted(buckets)
-    assert a != b and sorted(r["id"] for r in a) == list(range(10))
-    with pytest.raises(UserError):
-        curriculum_order([{"id": 0}], seed=0)
+def test_curriculum_order_is_the_given_order_never_the_buckets():
+    rows = [{"id": i, "bucket": i % 3, "order": o} for i, o in enumerate([3, 0, 2, 1])]
+    assert [r["id"] for r in curriculum_order(rows)] == [1, 3, 2, 0]
+    with pytest.raises(UserError, match="codeloop curriculum") as err:  # bucket alone: the step that orders is named
+        curriculum_order([{"id": 0, "bucket": 1}])
+    assert err.value.where == "record 0"
+    with pytest.raises(UserError, match="'order'"):
+        curriculum_order([{"id": 0}])
 
 
 def test_user_errors_name_the_place(tiny_model_dir, tmp_path):

@@ -12,6 +12,7 @@ half-written model that later loads would trust.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -153,13 +154,15 @@ def pick_device(device: str = "auto") -> str:
     return "cpu"
 
 
+@functools.lru_cache(maxsize=1)
 def cpu_supports_bf16() -> bool:
-    import torch
-
+    """AVX-512 BF16 or AMX: bf16 matmuls run natively (roughly 2x fp32 on such a CPU). oneDNN's own
+    check also says yes for plain AVX-512, where bf16 is emulated and slower than fp32."""
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except Exception:  # pragma: no cover - old torch builds
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
         return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def pick_dtype(dtype: str = "auto", device: str = "cpu") -> Any:

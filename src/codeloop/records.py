@@ -219,6 +219,12 @@ def program_hash(program: str) -> str:
     return hashlib.sha256(program.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def normalized_code(text: str) -> str:
+    """Code as compared for "the same program" when counting distinct samples: trailing spaces
+    and leading/trailing blank lines ignored (unlike `program_hash`, which judges exact text)."""
+    return "\n".join(line.rstrip() for line in text.strip().splitlines())
+
+
 def stored_program_hash(result: Result) -> str | None:
     """The hash of the program a stored Result judged: its `program_sha256`, else (files written
     before that field) the hash of its `code` (the executed program); None if it has neither."""

@@ -15,14 +15,13 @@ from typing import Any, Callable
 
 from codeloop.errors import UserError
 from codeloop.generation.params import GenerationParams, TextSample
-from codeloop.generation.prompts import (build_prompt, default_stops, extract_code, program_for,
-                                         sanitize)
+from codeloop.generation.prompts import assemble_program, build_prompt, default_stops, extract_code, sanitize
 from codeloop.records import Problem, Sample
 
 BACKENDS = ("hf", "vllm", "openai")
 
 __all__ = ["BACKENDS", "GenerationParams", "TextSample", "HFGenerator", "generate", "generate_texts",
-           "get_generator", "build_prompt", "extract_code", "sanitize", "default_stops", "program_for"]
+           "get_generator", "build_prompt", "extract_code", "sanitize", "default_stops", "assemble_program"]
 
 
 def __getattr__(name: str) -> Any:
@@ -101,7 +100,7 @@ def generate(problems: list[Problem], params: GenerationParams | None = None, mo
     def to_sample(i: int, j: int, ts: TextSample) -> Sample:
         p = problems[i]
         return Sample(task_id=p.task_id, sample_id=j, prompt=prompts[i], completion=ts.text,
-                      code=program_for(p, prompts[i], ts.text, params), model=gen.name,
+                      code=assemble_program(p, prompts[i], ts.text, params), model=gen.name,
                       params=dict(record), logprob=ts.logprob, n_tokens=ts.n_tokens,
                       extra={"finish_reason": ts.finish_reason, "backend": getattr(gen, "backend", backend)})
 

@@ -174,8 +174,13 @@ def _with_prompt_imports(code: str, prompt: str) -> str:
     return ("\n".join(missing) + "\n\n" + code) if missing else code
 
 
-def program_for(problem: Problem, prompt: str, completion: str, params: GenerationParams) -> str:
-    """The program to execute for a sample."""
+def assemble_program(problem: Problem, prompt: str, completion: str, params: GenerationParams) -> str:
+    """The program a fresh generation stands for, stored as the Sample's ``code``.
+
+    Not `execution.judges.program_for`, which the judge and resume use: that one recovers the
+    program of a *stored* sample (its ``code``, else the problem's own prompt + completion). This
+    one makes ``code`` at sampling time, from the prompt actually sent (methods such as GiFT
+    rewrite it) and, for instruction prompts, from the code block of the answer."""
     if params.prompt_format == "completion":
         code = prompt + completion
     else:

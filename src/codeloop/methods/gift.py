@@ -74,7 +74,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from codeloop.errors import UserError
-from codeloop.records import Problem, Sample
+from codeloop.records import Problem, Sample, normalized_code
 
 WEIGHTINGS = ("ppl-softmax", "uniform", "conditional-only")
 NO_PASS = ("keep-last", "restart-reference", "stop")
@@ -330,10 +330,6 @@ def _ppl(logprob: float, n_tokens: int) -> float:
     return math.exp(-logprob / n_tokens) if n_tokens else float("nan")
 
 
-def _norm_code(text: str) -> str:
-    return "\n".join(line.rstrip() for line in text.strip().splitlines())
-
-
 def _words(text: str) -> set[str]:
     return set(re.findall(r"[a-z0-9_]+", text.lower()))
 
@@ -374,7 +370,7 @@ def gibbs_round(t: int, problems: list[Problem], state: ChainState, cfg: GiFTCon
                 scorer: Scorer, pool: Any, shot_pool: list[Problem]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One round for every active problem: sample codes, execute, keep one, score it, summarise it."""
     from codeloop.execution import execute_samples
-    from codeloop.generation import default_stops, program_for
+    from codeloop.generation import assemble_program, default_stops
 
     active = [p for p in problems if state.active[p.task_id]]
     rng = random.Random(_round_seed(cfg.seed, t, 2))
@@ -387,7 +383,7 @@ def gibbs_round(t: int, problems: list[Problem], state: ChainState, cfg: GiFTCon
         if active else []
     gen_s = time.time() - t0
     samples = [Sample(task_id=p.task_id, sample_id=j, prompt=prompts[i], completion=ts.text,
-                      code=program_for(p, prompts[i], ts.text, params), model=getattr(generator, "name", ""))
+                      code=assemble_program(p, prompts[i], ts.text, params), model=getattr(generator, "name", ""))
                for i, p in enumerate(active) for j, ts in enumerate(texts[i])]
     t1 = time.time()
     results = execute_samples({p.task_id: judged_problem(p, cfg.tests_limit) for p in active}, samples,
@@ -461,7 +457,7 @@ def _by_id(problems: list[Problem], task_id: str) -> Problem:
 def round_stats(t: int, problems: list[Problem], records: list[dict[str, Any]]) -> dict[str, Any]:
     """Per-round diversity and progress figures."""
     d0 = {p.task_id: original_description(p) for p in problems}
-    codes = [_norm_code(s["completion"]) for r in records for s in r["samples"]]
+    codes = [normalized_code(s["completion"]) for r in records for s in r["samples"]]
     kept_ppl = [r["kept"]["ppl"] for r in records if r["kept"] and math.isfinite(r["kept"].get("ppl", float("nan")))]
     drift = [description_drift(d0[r["task_id"]], r["description"] if r["description"] is not None else d0[r["task_id"]])
              for r in records]
@@ -543,7 +539,7 @@ def chain_summary(problems: list[Problem], cfg: GiFTConfig, kept: list[dict[str,
     wall = sum(m.get("wall_s", 0.0) for m in per_round)
     ppls = [k["ppl"] for k in kept if k.get("ppl") is not None and math.isfinite(k["ppl"])]
     return {"problems": len(problems), "rounds": len(per_round), "kept_codes": len(kept),
-            "distinct_kept_codes": len({(k["task_id"], _norm_code(k["completion"])) for k in kept}),
+            "distinct_kept_codes": len({(k["task_id"], normalized_code(k["completion"])) for k in kept}),
             "problems_with_kept": len({k["task_id"] for k in kept}), "records": len(sft),
             "weighting": cfg.weighting, "no_pass": cfg.no_pass, "resample_temperature": cfg.resample_temperature,
             "ppl_mean": float(np.mean(ppls)) if ppls else None,
@@ -587,7 +583,7 @@ def self_training(problems: list[Problem], cfg: GiFTConfig, generator: Any, work
     return sft, {"problems": len(problems), "samples": len(results), "samples_per_problem": n,
                  "passing_samples": len(kept), "problems_with_pass": len(with_pass),
                  "share_with_pass": len(with_pass) / len(problems) if problems else 0.0,
-                 "distinct_kept_codes": len({(k["task_id"], _norm_code(k["completion"])) for k in kept}),
+                 "distinct_kept_codes": len({(k["task_id"], normalized_code(k["completion"])) for k in kept}),
                  "records": len(sft), "generation_samples_per_s": len(samples) / gen_s if gen_s else None}
 
 

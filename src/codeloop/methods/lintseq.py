@@ -61,7 +61,10 @@ _HUNK_HEADER = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 
 
 def canonical_program(code: str) -> str:
-    """CRLF -> LF; leading and trailing blank lines dropped. The text edit sequences rebuild."""
+    """CRLF -> LF; leading and trailing blank lines dropped. The text edit sequences rebuild.
+
+    Not `records.normalized_code`: an edit sequence must rebuild the program byte for byte,
+    trailing spaces included (the linter sees them), so only what no diff can express is dropped."""
     lines = code.replace("\r\n", "\n").split("\n")
     while lines and not lines[0].strip():
         lines.pop(0)

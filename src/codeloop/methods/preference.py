@@ -36,7 +36,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from codeloop.errors import UserError
-from codeloop.records import Pair, Problem, Result
+from codeloop.records import Pair, Problem, Result, normalized_code
 
 
 @dataclass
@@ -78,10 +78,6 @@ def sample_score(result: Result, mode: str = "fraction") -> float:
     return 1.0 if result.passed else 0.0
 
 
-def _normalized_code(text: str) -> str:
-    return "\n".join(line.rstrip() for line in text.strip().splitlines())
-
-
 def build_pairs(results: Iterable[Result], cfg: PreferenceConfig) -> tuple[list[Pair], dict[str, int]]:
     """Chosen/rejected pairs per problem, and counts of why problems gave no pair."""
     by_task: dict[str, list[Result]] = defaultdict(list)
@@ -92,7 +88,7 @@ def build_pairs(results: Iterable[Result], cfg: PreferenceConfig) -> tuple[list[
     for task_id, rs in by_task.items():
         distinct: dict[str, Result] = {}
         for r in sorted(rs, key=lambda r: r.sample_id):
-            distinct.setdefault(_normalized_code(r.completion), r)  # identical code counts once
+            distinct.setdefault(normalized_code(r.completion), r)  # identical code counts once
         ranked = sorted(distinct.values(), key=lambda r: (-sample_score(r, cfg.score), r.sample_id))
         if len(ranked) < 2:
             skipped["single_distinct_sample"] += 1

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from codeloop.errors import UserError
+from codeloop.models import cpu_supports_bf16
 from codeloop.steps import option
 from codeloop.training.packing import LAYOUTS, PACKING_MODES
 
@@ -137,16 +137,6 @@ def cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
-
-
-@functools.lru_cache(maxsize=1)
-def cpu_supports_bf16() -> bool:
-    """AVX-512 BF16 or AMX: bf16 matmuls run natively (roughly 2x fp32 on this machine)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def resolve_bf16(setting: bool | str) -> bool:

@@ -12,7 +12,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import random
 from typing import Any, Iterable, Sequence
 
 from codeloop.errors import UserError
@@ -105,22 +104,14 @@ def fingerprint(rows: Iterable[dict[str, Any]]) -> str:
 # Curriculum
 
 
-def curriculum_order(rows: list[dict[str, Any]], seed: int = 0) -> list[dict[str, Any]]:
-    """The rows in training order: by ``order`` when every row has one; otherwise by ``bucket``
-    (easy -> hard), shuffled within each bucket with `seed`."""
-    if rows and all(r.get("order") is not None for r in rows):
-        return sorted(rows, key=lambda r: r["order"])
-    missing = [i for i, r in enumerate(rows) if r.get("bucket") is None]
+def curriculum_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows sorted by their ``order``. Training never orders by ``bucket`` itself: which bucket
+    comes first (the direction) is the method's choice, made once where the order is written."""
+    missing = [i for i, r in enumerate(rows) if r.get("order") is None]
     if missing:
-        raise UserError("curriculum order needs 'order' or 'bucket' on every record "
-                        f"({len(missing)} of {len(rows)} lack both)", f"record {missing[0]}")
-    rng = random.Random(seed)
-    by_bucket: dict[Any, list[dict[str, Any]]] = {}
-    for r in rows:
-        by_bucket.setdefault(r["bucket"], []).append(r)
-    ordered = []
-    for bucket in sorted(by_bucket):
-        group = list(by_bucket[bucket])
-        rng.shuffle(group)
-        ordered.extend(group)
-    return ordered
+        hint = ("they have 'bucket' but no 'order': run the curriculum step (`codeloop curriculum PAIRS "
+                "--out ORDERED`, or a `curriculum` stage in a recipe) to order them"
+                if any(rows[i].get("bucket") is not None for i in missing) else "it comes from the curriculum step")
+        raise UserError(f"curriculum training needs 'order' on every record ({len(missing)} of {len(rows)} lack it); "
+                        + hint, f"record {missing[0]}")
+    return sorted(rows, key=lambda r: r["order"])

@@ -117,7 +117,7 @@ class _Run:
         bf16 = resolve_bf16(self.config.bf16)
         model, tokenizer = self._load_model()
         self._set_attention(model, on_gpu)
-        rows = curriculum_order(self.rows, self.config.seed) if self.config.curriculum else self.rows
+        rows = curriculum_order(self.rows) if self.config.curriculum else self.rows
         args = self._trainer_args(on_gpu=on_gpu, bf16=bf16)
         peft_config = self._lora_config() if lora else None
 
