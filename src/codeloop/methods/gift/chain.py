@@ -1,66 +1,8 @@
-"""GiFT: Gibbs fine-tuning for code generation (code <-> description), perplexity-weighted resampling.
-
-Source: "GiFT: Gibbs Fine-Tuning for Code Generation" (ACL 2025); official code Alex-HaochenLi/GiFT
-(read for its facts; nothing is copied). The algorithm, as this file runs it:
-
-    seeds: problems with a description d0, a reference solution c_ref (its imports + signature
-           frame the code prompt) and tests. The model p is FROZEN while the chains run.
-    state per problem: (d, c) <- (d0, c_ref);  last <- c_ref
-    for t in 0 .. iters-1:                                   # one generation call per round,
-        codes   <- num_seq samples ~ p(code | prompt(d_t)), T   # batched across problems
-        results <- execute(codes, tests)                      # sandbox
-        c_{t+1} <- one passing code, drawn at random            # the chain's state
-                   none passes: `no_pass` decides (below)
-        ppl     <- exp(mean NLL of c_{t+1}'s body + EOS | prompt(d_t))   # conditioned on its description
-        d_{t+1} <- ~ p(description | 1-shot summary prompt, c_{t+1}), T_sum, top-p 0.95
-    resample per problem k codes with replacement from its kept codes c_1..c_T:
-        ppl-softmax:       p_i ∝ exp(T_r * PPL_i)   (T_r = 2: favours the high-perplexity tail)
-        uniform:           p_i = 1/n
-        conditional-only:  uniform over the codes sampled from the ORIGINAL description (round 0)
-    training pairs: (prompt of the ORIGINAL description, code); SFT puts the loss on the code only.
-
-No passing code in a round (`no_pass`). The published code silently falls back to the reference
-solution (its back-up list re-reads the current round's empty file). Here the behaviour is named:
-
-- ``keep-last`` (default): continue from the last passing state: summarise the most recent kept
-  code again (the reference before any code has passed) into a fresh description.
-- ``restart-reference``: summarise the reference solution (the published behaviour).
-- ``stop``: the problem's chain ends; its codes kept so far still count.
-
-Prompt templates (exact text; ``{...}`` are filled in):
-
-- Code prompt for a function problem: the reference frame (everything in the problem's prompt
-  before the tested function's docstring: imports, helpers, the ``def`` line) followed by the
-  description as that function's docstring::
-
-      {frame}    \"\"\"
-          {description}
-          \"\"\"
-
-  In round 0 the description is the original one and the prompt is the problem's own prompt,
-  verbatim (the prompt evaluation uses). For a stdin/stdout problem the prompt is the description
-  as a module docstring (``\"\"\"\\n{description}\\n\"\"\"\\n``), the format of the APPS loader.
-- Summary prompt (1-shot; the shot is another seed problem's reference code and description,
-  drawn at random as in the official code, or a built-in example)::
-
-      ### Code:
-      {shot code}
-      ### Description of the code above:
-      {shot description}
-
-      ### Code:
-      {code}
-      ### Description of the code above:
-
-  The code shown is the program without the task docstring (frame + body), so the description
-  is not simply copied. The summary stops at the next ``\\n###`` and is stripped.
-
-This file holds no sampling, sandbox, scoring or training mechanics: it calls the layers below.
-"""
+"""GiFT's algorithm (see the package docstring): Gibbs chains, perplexity scoring, resampling, and
+the plain self-training baseline on the same budget."""
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import math
 import random
@@ -68,24 +10,23 @@ import re
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from codeloop.errors import UserError
-from codeloop.records import Problem, Sample, normalized_code
+from codeloop.execution import ExecConfig, Executor, open_executor
+from codeloop.generation import GenerationParams, generate, generate_texts
+from codeloop.methods.gift.prompts import (SUMMARY_STOPS, code_prompt, has_reference, original_description,
+                                           pick_shot, summary_code, summary_prompt)
+from codeloop.records import Problem, normalized_code
+from codeloop.resumable import execute_into, sample_into
+from codeloop.rundir import RunDir, config_hash
+from codeloop.scoring import completion_logprobs
 
 WEIGHTINGS = ("ppl-softmax", "uniform", "conditional-only")
 NO_PASS = ("keep-last", "restart-reference", "stop")
 SHOTS = ("other-problem", "builtin")
-
-SUMMARY_HEADER = "### Code:\n"
-SUMMARY_ASK = "### Description of the code above:\n"
-SUMMARY_STOPS = ["\n###"]
-BUILTIN_SHOT = ("def count_vowels(text: str) -> int:\n"
-                "    return sum(1 for ch in text.lower() if ch in 'aeiou')\n",
-                "Return how many vowels (a, e, i, o, u, in either case) the string contains.")
 
 
 @dataclass
@@ -132,16 +73,12 @@ class GiFTConfig:
         if not math.isfinite(self.resample_temperature):
             raise bad("resample_temperature", "must be a finite number")
 
-    def code_params(self, round_index: int) -> Any:
-        from codeloop.generation import GenerationParams
-
+    def code_params(self, round_index: int) -> GenerationParams:
         return GenerationParams(n=self.num_seq, temperature=self.temperature, top_p=self.top_p,
                                 max_new_tokens=self.max_new_tokens, seed=_round_seed(self.seed, round_index, 0),
                                 batch_size=self.batch_size)
 
-    def summary_params(self, round_index: int) -> Any:
-        from codeloop.generation import GenerationParams
-
+    def summary_params(self, round_index: int) -> GenerationParams:
         return GenerationParams(n=1, temperature=self.summary_temperature, top_p=self.summary_top_p,
                                 max_new_tokens=self.summary_max_new_tokens,
                                 seed=_round_seed(self.seed, round_index, 1), batch_size=self.batch_size,
@@ -152,93 +89,6 @@ def _round_seed(seed: int, round_index: int, part: int) -> int:
     # Each round (and each half of it) has its own seed, so a resumed round samples what the
     # killed one would have.
     return (seed * 1_000_003 + round_index * 2 + part) % (2**31)
-
-
-# -- seeds: prompt frames and templates -----------------------------------------------------------
-
-def original_description(problem: Problem) -> str:
-    """d0: the problem's description, else the docstring text of its prompt."""
-    if problem.description.strip():
-        return problem.description.strip()
-    frame, _ = code_frame(problem)
-    rest = problem.prompt[len(frame):]
-    return re.sub(r'^\s*[rRuU]?("""|\'\'\')|("""|\'\'\')\s*$', "", rest.strip()).strip() or problem.prompt.strip()
-
-
-def code_frame(problem: Problem) -> tuple[str, str]:
-    """(frame, body indent) of a function problem: its prompt up to the tested function's docstring.
-
-    A stdin/stdout problem has no frame (""). When the prompt cannot be parsed, the frame is the
-    prompt up to the end of the line defining the entry point.
-    """
-    if problem.kind == "stdio":
-        return "", ""
-    prompt = problem.prompt
-    lines = prompt.splitlines(keepends=True)
-    last = next((ln for ln in reversed(lines) if ln.strip()), "")
-    indent = last[:len(last) - len(last.lstrip())] or "    "
-    try:
-        tree = ast.parse(prompt + ("\n" if not prompt.endswith("\n") else "") + indent + "pass\n")
-    except SyntaxError:
-        tree = None
-    if tree is not None:
-        fns = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
-               and n.name == problem.entry_point]
-        if fns:
-            fn = fns[-1]
-            body0 = fn.body[0]
-            is_doc = isinstance(body0, ast.Expr) and isinstance(body0.value, ast.Constant) \
-                and isinstance(body0.value.value, str)
-            body_line = lines[body0.lineno - 1] if body0.lineno - 1 < len(lines) else indent
-            body_indent = body_line[:len(body_line) - len(body_line.lstrip())] or "    "
-            if is_doc and body0.lineno > fn.lineno:
-                return "".join(lines[:body0.lineno - 1]), body_indent
-            return prompt if prompt.endswith("\n") else prompt + "\n", body_indent
-    m = None
-    if problem.entry_point:
-        for m in re.finditer(rf"^[ \t]*(async\s+)?def\s+{re.escape(problem.entry_point)}\b.*$", prompt, re.M):
-            pass
-    if m is None:
-        return prompt if prompt.endswith("\n") else prompt + "\n", "    "
-    return prompt[:m.end()] + "\n", "    "
-
-
-def code_prompt(problem: Problem, description: str | None) -> str:
-    """The prompt the model writes code from; `None` means the original description (the problem's prompt)."""
-    from codeloop.problems.code_frame import docstring
-
-    if description is None:
-        return problem.prompt
-    if problem.kind == "stdio":
-        return docstring(description, "")
-    frame, indent = code_frame(problem)
-    return frame + docstring(description, indent)
-
-
-def summary_code(problem: Problem, completion: str) -> str:
-    """The program shown to the summariser: frame + body for function problems (no task docstring)."""
-    if problem.kind == "stdio":
-        return completion
-    frame, _ = code_frame(problem)
-    return frame + completion
-
-
-def summary_prompt(code: str, shot: tuple[str, str]) -> str:
-    shot_code, shot_desc = shot
-    return (f"{SUMMARY_HEADER}{shot_code.rstrip()}\n{SUMMARY_ASK}{shot_desc.strip()}\n\n"
-            f"{SUMMARY_HEADER}{code.rstrip()}\n{SUMMARY_ASK}")
-
-
-def has_reference(problem: Problem) -> bool:
-    return bool(problem.canonical_solution.strip())
-
-
-def _pick_shot(problem: Problem, pool: list[Problem], cfg: GiFTConfig, rng: random.Random) -> tuple[str, str]:
-    others = [p for p in pool if p.task_id != problem.task_id]
-    if cfg.shot == "builtin" or not others:
-        return BUILTIN_SHOT
-    other = rng.choice(others)
-    return summary_code(other, other.canonical_solution), original_description(other)
 
 
 def judged_problem(problem: Problem, tests_limit: int | None) -> Problem:
@@ -308,8 +158,6 @@ Scorer = Callable[[list[str], list[str]], list[tuple[float, int]]]
 
 def model_scorer(model: Any, tokenizer: Any, batch_size: int = 8) -> Scorer:
     """(summed log-prob, tokens) of each code body + EOS given its prompt, under `model`."""
-    from codeloop.scoring import completion_logprobs
-
     def score(prompts: list[str], completions: list[str]) -> list[tuple[float, int]]:
         s = completion_logprobs(model, tokenizer, prompts, completions, batch_size=batch_size, add_eos=True,
                                 description="perplexity")
@@ -367,27 +215,21 @@ class ChainState:
 
 
 def gibbs_round(t: int, problems: list[Problem], state: ChainState, cfg: GiFTConfig, generator: Any,
-                scorer: Scorer, pool: Any, shot_pool: list[Problem]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                scorer: Scorer, executor: Executor,
+                shot_pool: list[Problem]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One round for every active problem: sample codes, execute, keep one, score it, summarise it."""
-    from codeloop.execution import execute_samples
-    from codeloop.generation import assemble_program, default_stops
-
     active = [p for p in problems if state.active[p.task_id]]
     rng = random.Random(_round_seed(cfg.seed, t, 2))
-    params = cfg.code_params(t)
     prompts = [code_prompt(p, state.description[p.task_id]) for p in active]
 
     # codes ~ p(code | prompt(d_t)): one generation call for the whole round.
     t0 = time.time()
-    texts = generator.generate_texts(prompts, params, stops=[default_stops(p, params) for p in active]) \
-        if active else []
+    samples = generate([dataclasses.replace(p, prompt=q) for p, q in zip(active, prompts)], cfg.code_params(t),
+                       generator=generator) if active else []
     gen_s = time.time() - t0
-    samples = [Sample(task_id=p.task_id, sample_id=j, prompt=prompts[i], completion=ts.text,
-                      code=assemble_program(p, prompts[i], ts.text, params), model=getattr(generator, "name", ""))
-               for i, p in enumerate(active) for j, ts in enumerate(texts[i])]
     t1 = time.time()
-    results = execute_samples({p.task_id: judged_problem(p, cfg.tests_limit) for p in active}, samples,
-                              pool=pool, progress=False) if samples else []
+    results = executor.run({p.task_id: judged_problem(p, cfg.tests_limit) for p in active}, samples,
+                           progress=False) if samples else []
     exec_s = time.time() - t1
     by_task: dict[str, list[Any]] = defaultdict(list)
     for r in results:
@@ -426,11 +268,11 @@ def gibbs_round(t: int, problems: list[Problem], state: ChainState, cfg: GiFTCon
         if r["summarised"] is None:
             r["next_description"] = None
         else:
-            to_sum.append((r, summary_prompt(code, _pick_shot(p, shot_pool, cfg, rng))))
+            to_sum.append((r, summary_prompt(code, pick_shot(p, shot_pool, cfg.shot, rng))))
     t3 = time.time()
     if to_sum:
-        outs = generator.generate_texts([q for _, q in to_sum], cfg.summary_params(t),
-                                        stops=[list(SUMMARY_STOPS)] * len(to_sum))
+        outs = generate_texts([q for _, q in to_sum], cfg.summary_params(t), generator=generator,
+                              stops=[list(SUMMARY_STOPS)] * len(to_sum))
         for (r, _), out in zip(to_sum, outs):
             text = out[0].text.split("\n###")[0].strip()
             # An empty summary would leave the next prompt without a task: keep the description.
@@ -478,9 +320,6 @@ def run_chains(problems: list[Problem], cfg: GiFTConfig, generator: Any, scorer:
     A killed run restarts at the first unfinished round; finished rounds are read back.
     Returns (round records, per-round metrics).
     """
-    from codeloop.execution import ExecConfig, ExecutionPool
-    from codeloop.rundir import RunDir, config_hash
-
     cfg.validate()
     run = RunDir(work_dir)
     state = ChainState.start(problems)
@@ -489,17 +328,15 @@ def run_chains(problems: list[Problem], cfg: GiFTConfig, generator: Any, scorer:
                          "model": getattr(generator, "name", "")})
     all_records: list[dict[str, Any]] = []
     per_round: list[dict[str, Any]] = []
-    pool = None
-    try:
+    # One executor for every round: its sandbox workers stay warm between rounds.
+    with open_executor(exec_config or ExecConfig()) as executor:
         for t in range(cfg.iters):
             stage = run.stage(f"round-{t:02d}", key=lambda r: r["task_id"])
             status = stage.open({"round": t, "chain": chain}).status
             if status == "done":
                 records, metrics = stage.records(), stage.metrics()
             else:
-                if pool is None:
-                    pool = ExecutionPool(exec_config or ExecConfig()).start()
-                records, metrics = gibbs_round(t, problems, state, cfg, generator, scorer, pool, shot_pool)
+                records, metrics = gibbs_round(t, problems, state, cfg, generator, scorer, executor, shot_pool)
                 with stage.writer() as out:
                     for r in records:
                         out.write(r)
@@ -509,9 +346,6 @@ def run_chains(problems: list[Problem], cfg: GiFTConfig, generator: Any, scorer:
             state.advance(records)
             all_records.extend(records)
             per_round.append(metrics)
-    finally:
-        if pool is not None:
-            pool.close()
     return all_records, per_round
 
 
@@ -559,10 +393,6 @@ def self_training(problems: list[Problem], cfg: GiFTConfig, generator: Any, work
                   exec_config: Any = None, samples_per_problem: int | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Sample iters x num_seq codes per problem from the ORIGINAL prompt (GiFT's code budget),
     keep the passing ones, draw k per problem uniformly with replacement. Resumable in `work_dir`."""
-    from codeloop.resumable import execute_into, sample_into
-    from codeloop.execution import ExecConfig
-    from codeloop.rundir import RunDir
-
     cfg.validate()
     n = samples_per_problem or cfg.iters * cfg.num_seq
     run = RunDir(work_dir)
@@ -585,38 +415,3 @@ def self_training(problems: list[Problem], cfg: GiFTConfig, generator: Any, work
                  "share_with_pass": len(with_pass) / len(problems) if problems else 0.0,
                  "distinct_kept_codes": len({(k["task_id"], normalized_code(k["completion"])) for k in kept}),
                  "records": len(sft), "generation_samples_per_s": len(samples) / gen_s if gen_s else None}
-
-
-# -- plots --------------------------------------------------------------------------------------------
-
-ROUNDS_PNG = "gift_rounds.png"
-PPL_PNG = "gift_ppl_hist.png"
-
-
-def plot_chain(stats: dict[str, Any], kept: list[dict[str, Any]], out_dir: Any) -> list[Path]:
-    """gift_rounds.png (share with a pass, distinct codes, description drift per round) and
-    gift_ppl_hist.png (perplexity of the kept codes, with the resampling weight curve)."""
-    from codeloop.viz import matplotlib_agg, save_figure
-
-    plt = matplotlib_agg()
-    out = Path(out_dir)
-    per = stats["per_round"]
-    xs = [m["round"] for m in per]
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
-    for ax, key, title in zip(axes, ("share_with_pass", "distinct_code_share", "description_drift"),
-                              ("problems with >= 1 passing code", "distinct codes / sampled",
-                               "description drift (1 - word Jaccard)")):
-        ax.plot(xs, [m.get(key) or 0.0 for m in per], marker="o", color="#1a73e8")
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("round")
-        ax.set_ylim(0, 1.05)
-    paths = [save_figure(fig, out / ROUNDS_PNG)]
-    ppls = [k["ppl"] for k in kept if k.get("ppl") is not None and math.isfinite(k["ppl"])]
-    fig, ax = plt.subplots(figsize=(7, 3.4))
-    ax.hist(ppls, bins=min(40, max(5, len(ppls) // 2)), color="#1a73e8", alpha=0.85)
-    ax.set_xlabel("perplexity of kept code | its description")
-    ax.set_ylabel("codes")
-    ax.set_title(f"kept codes ({len(ppls)}); resampling ∝ exp({stats.get('resample_temperature', '')} · PPL)"
-                 if ppls else "no kept codes")
-    paths.append(save_figure(fig, out / PPL_PNG))
-    return paths

@@ -1,0 +1,101 @@
+"""GiFT's prompt templates: the code prompt framed by the reference, and the 1-shot summary prompt."""
+
+from __future__ import annotations
+
+import ast
+import random
+import re
+
+from codeloop.problems.code_frame import docstring
+from codeloop.records import Problem
+
+SUMMARY_HEADER = "### Code:\n"
+SUMMARY_ASK = "### Description of the code above:\n"
+SUMMARY_STOPS = ["\n###"]
+BUILTIN_SHOT = ("def count_vowels(text: str) -> int:\n"
+                "    return sum(1 for ch in text.lower() if ch in 'aeiou')\n",
+                "Return how many vowels (a, e, i, o, u, in either case) the string contains.")
+
+
+def original_description(problem: Problem) -> str:
+    """d0: the problem's description, else the docstring text of its prompt."""
+    if problem.description.strip():
+        return problem.description.strip()
+    frame, _ = code_frame(problem)
+    rest = problem.prompt[len(frame):]
+    return re.sub(r'^\s*[rRuU]?("""|\'\'\')|("""|\'\'\')\s*$', "", rest.strip()).strip() or problem.prompt.strip()
+
+
+def code_frame(problem: Problem) -> tuple[str, str]:
+    """(frame, body indent) of a function problem: its prompt up to the tested function's docstring.
+
+    A stdin/stdout problem has no frame (""). When the prompt cannot be parsed, the frame is the
+    prompt up to the end of the line defining the entry point.
+    """
+    if problem.kind == "stdio":
+        return "", ""
+    prompt = problem.prompt
+    lines = prompt.splitlines(keepends=True)
+    last = next((ln for ln in reversed(lines) if ln.strip()), "")
+    indent = last[:len(last) - len(last.lstrip())] or "    "
+    try:
+        tree = ast.parse(prompt + ("\n" if not prompt.endswith("\n") else "") + indent + "pass\n")
+    except SyntaxError:
+        tree = None
+    if tree is not None:
+        fns = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+               and n.name == problem.entry_point]
+        if fns:
+            fn = fns[-1]
+            body0 = fn.body[0]
+            is_doc = isinstance(body0, ast.Expr) and isinstance(body0.value, ast.Constant) \
+                and isinstance(body0.value.value, str)
+            body_line = lines[body0.lineno - 1] if body0.lineno - 1 < len(lines) else indent
+            body_indent = body_line[:len(body_line) - len(body_line.lstrip())] or "    "
+            if is_doc and body0.lineno > fn.lineno:
+                return "".join(lines[:body0.lineno - 1]), body_indent
+            return prompt if prompt.endswith("\n") else prompt + "\n", body_indent
+    m = None
+    if problem.entry_point:
+        for m in re.finditer(rf"^[ \t]*(async\s+)?def\s+{re.escape(problem.entry_point)}\b.*$", prompt, re.M):
+            pass
+    if m is None:
+        return prompt if prompt.endswith("\n") else prompt + "\n", "    "
+    return prompt[:m.end()] + "\n", "    "
+
+
+def code_prompt(problem: Problem, description: str | None) -> str:
+    """The prompt the model writes code from; `None` means the original description (the problem's prompt)."""
+    if description is None:
+        return problem.prompt
+    if problem.kind == "stdio":
+        return docstring(description, "")
+    frame, indent = code_frame(problem)
+    return frame + docstring(description, indent)
+
+
+def summary_code(problem: Problem, completion: str) -> str:
+    """The program shown to the summariser: frame + body for function problems (no task docstring)."""
+    if problem.kind == "stdio":
+        return completion
+    frame, _ = code_frame(problem)
+    return frame + completion
+
+
+def summary_prompt(code: str, shot: tuple[str, str]) -> str:
+    shot_code, shot_desc = shot
+    return (f"{SUMMARY_HEADER}{shot_code.rstrip()}\n{SUMMARY_ASK}{shot_desc.strip()}\n\n"
+            f"{SUMMARY_HEADER}{code.rstrip()}\n{SUMMARY_ASK}")
+
+
+def has_reference(problem: Problem) -> bool:
+    return bool(problem.canonical_solution.strip())
+
+
+def pick_shot(problem: Problem, pool: list[Problem], shot: str, rng: random.Random) -> tuple[str, str]:
+    """The 1-shot example of the summary prompt: another seed problem's (code, description), or the built-in one."""
+    others = [p for p in pool if p.task_id != problem.task_id]
+    if shot == "builtin" or not others:
+        return BUILTIN_SHOT
+    other = rng.choice(others)
+    return summary_code(other, other.canonical_solution), original_description(other)
