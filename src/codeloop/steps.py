@@ -58,6 +58,8 @@ class Step:
     requires: tuple[tuple[str, str], ...] = ()  # (module, pip install line) checked before a run
     sandbox: bool = False  # executes programs: takes the run's executor and isolation
     output: str = ""  # the file it writes that a later step's `input` reads (e.g. pairs.jsonl)
+    plot: str = ""  # the picture it writes, if one (the command line can copy it elsewhere)
+    summarize: Callable[[dict[str, Any]], str] | None = None  # the command's closing line, from the metrics
 
     def check_requirements(self, where: str) -> None:
         for module, pip in self.requires:
@@ -194,6 +196,32 @@ def describe(cls: type) -> list[dict[str, Any]]:
                      "help": f.metadata.get("help", ""), "choices": f.metadata.get("choices"),
                      "flags": f.metadata.get("flags", ()), "aliases": f.metadata.get("aliases", ())})
     return rows
+
+
+# Settings many steps share, declared once here.
+def problem_fields(split: str | None = "train") -> list[tuple[str, Any, Any]]:
+    return [
+        ("problems", str, option("easy", flags=("-p",), help="Problem set: easy, humaneval, mbpp:PATH, apps:PATH, "
+                                                            "jsonl:PATH, ... (`codeloop problems list`).")),
+        ("split", typing.Optional[str], option(split, help="Split of the problem set (null: all of it).")),
+        ("limit", typing.Optional[int], option(None, help="Only the first N problems.")),
+    ]
+
+
+def run_fields(seed_help: str = "Seed") -> list[tuple[str, Any, Any]]:
+    return [
+        ("model", typing.Optional[str], option(None, flags=("-m",), help="Model: 'default', a hub id or a local "
+                                                                        "path; default: the run's model.")),
+        ("seed", typing.Optional[int], option(None, help=f"{seed_help}; default: the run's seed.")),
+    ]
+
+
+SANDBOX_FIELDS: list[tuple[str, Any, Any]] = [
+    ("timeout_s", float, option(10.0, flags=("--timeout",),
+                                help="Seconds per execution (per test case for stdin/stdout problems).")),
+    ("memory_mb", int, option(1024, help="Memory of one execution, all its processes together (MiB).")),
+]
+BATCH_FIELD = ("batch_size", int, option(8, help="Prompts per generation / scoring batch."))
 
 
 def derive(name: str, base: type, *, extra: Iterable[tuple[str, Any, Any]] = (), drop: Iterable[str] = (),

@@ -36,23 +36,29 @@ from typing import Any, Iterable
 import numpy as np
 
 from codeloop.errors import UserError
+from codeloop.steps import option
 from codeloop.records import Pair, Problem, Result, normalized_code
 
 
 @dataclass
 class PreferenceConfig:
-    n: int = 4  # best-of-N samples per problem (the source used N=3)
-    temperature: float = 0.8
-    top_p: float = 0.95
-    max_new_tokens: int = 256
-    score: str = "fraction"  # "fraction" of tests passed, or "count"
-    chosen_rule: str = "passed"  # "passed": chosen must pass every test; "positive": score > 0
-    pairs_per_problem: int = 1
-    length_normalized: bool = False  # distance of mean (not summed) token log-probs
-    bucket_edges: list[float] = field(default_factory=lambda: [10.0, 50.0, 90.0, 100.0])
-    drop_bottom: bool = False  # drop pairs below the first edge, as the source did
-    direction: str = "large-first"  # easy -> hard = largest distance first; or small-first | shuffled
-    seed: int = 0
+    n: int = option(4, help="Best-of-N: samples per problem (the source used N=3).", flags=("-n",))
+    temperature: float = option(0.8, help="Sampling temperature.")
+    top_p: float = option(0.95, help="Nucleus sampling mass.")
+    max_new_tokens: int = option(256, help="Generation budget per sample.")
+    score: str = option("fraction", choices=("fraction", "count"),
+                        help="A sample's score: the fraction or the count of its tests passed.")
+    chosen_rule: str = option("passed", choices=("passed", "positive"),
+                              help="passed: the chosen sample passes every test; positive: its score is > 0.")
+    pairs_per_problem: int = option(1, help="Pair the i-th best with the i-th worst, up to this many per problem.")
+    length_normalized: bool = option(False, help="Distance of mean (not summed) per-token log-probs.")
+    bucket_edges: list[float] = option(default_factory=lambda: [10.0, 50.0, 90.0, 100.0], flags=("--edges",),
+                                       help="Bucket edges as distance percentiles, increasing, ending at 100.")
+    drop_bottom: bool = option(False, help="Drop pairs below the first edge, as the source did.")
+    direction: str = option("large-first", choices=("large-first", "small-first", "shuffled"),
+                            help="Training order of the buckets: large-first (largest log-prob gap first, the "
+                                 "blog's easy -> hard as we read it), small-first, or shuffled.")
+    seed: int = option(0, help="Sampling seed; shuffle seed within buckets.")
 
     def validate(self) -> None:
         if self.score not in ("fraction", "count"):

@@ -44,7 +44,7 @@ def run_root(recipe: Recipe, runs_dir: str | Path | None = None) -> Path:
     return Path(runs_dir or recipe.runs_dir) / recipe.name
 
 
-def _one_line(metrics: dict[str, Any]) -> str:
+def one_line(metrics: dict[str, Any]) -> str:
     parts = []
     for k, v in metrics.items():
         if k.startswith("_") or isinstance(v, (dict, list)) and k != "pass@k":
@@ -75,7 +75,7 @@ def run_recipe(recipe: Recipe, runs_dir: str | Path | None = None, write_report:
         if state.status == "done":
             m = stage.metrics()
             outcomes.append(StageOutcome(spec.name, spec.type, "skipped", m.get("_wall_s", 0.0), m))
-            console.print(f"[dim]↷ {label}: done earlier, same config — skipped  {escape(_one_line(m))}[/]")
+            console.print(f"[dim]↷ {label}: done earlier, same config — skipped  {escape(one_line(m))}[/]")
             continue
         resumed = state.status == "resume" or _has_earlier_work(stage.path)
         console.print(f"[bold cyan]▶ {label}[/]" + (" resuming" if resumed else ""))
@@ -87,7 +87,7 @@ def run_recipe(recipe: Recipe, runs_dir: str | Path | None = None, write_report:
         metrics = {**metrics, "_wall_s": wall, "_type": spec.type}
         stage.finish(metrics)
         outcomes.append(StageOutcome(spec.name, spec.type, "resumed" if resumed else "ran", wall, metrics))
-        console.print(f"[green]✓ {label}[/] {wall:.1f}s  {escape(_one_line(metrics))}")
+        console.print(f"[green]✓ {label}[/] {wall:.1f}s  {escape(one_line(metrics))}")
     summary = RunSummary(root, outcomes)
     atomic_write_text(root / "run.json", json.dumps(
         {"name": recipe.name, "finished_at": time.time(),

@@ -14,7 +14,8 @@ from typing import Any, Optional
 
 from codeloop.errors import UserError
 from codeloop.records import Pair, read_jsonl, write_jsonl
-from codeloop.steps import Step, StepContext, derive, library_kwargs, option
+from codeloop.steps import (BATCH_FIELD, SANDBOX_FIELDS, Step, StepContext, derive, library_kwargs, option,
+                            problem_fields, run_fields)
 from codeloop.training.config import DPORunConfig, SFTRunConfig
 
 
@@ -66,43 +67,43 @@ def run_eval(ctx: StageContext, cfg: EvalStageConfig) -> dict[str, Any]:
 
 # -- pairs (DPO method, steps 1-5) ------------------------------------------------------------------
 
-@dataclass
-class PairsStageConfig:
-    problems: str = "easy"
-    split: str | None = "train"
-    limit: int | None = None
-    n: int = 4
-    temperature: float = 0.8
-    top_p: float = 0.95
-    max_new_tokens: int = 256
-    batch_size: int = 8
-    score: str = "fraction"
-    chosen_rule: str = "passed"
-    pairs_per_problem: int = 1
-    length_normalized: bool = False
-    model: str | None = None
-    seed: int | None = None
-    timeout_s: float = 10.0
-    memory_mb: int = 1024
-
-    def check(self, where: str) -> None:
-        self.preference().validate()
-
-    def preference(self, seed: int = 0) -> Any:
-        from codeloop.methods.preference import PreferenceConfig
-
-        return PreferenceConfig(n=self.n, temperature=self.temperature, top_p=self.top_p,
-                                max_new_tokens=self.max_new_tokens, score=self.score,
-                                chosen_rule=self.chosen_rule, pairs_per_problem=self.pairs_per_problem,
-                                length_normalized=self.length_normalized, seed=seed)
+_CURRICULUM_FIELDS = ("bucket_edges", "drop_bottom", "direction")
 
 
-def run_pairs(ctx: StageContext, cfg: PairsStageConfig) -> dict[str, Any]:
+def _preference() -> type:
+    from codeloop.methods.preference import PreferenceConfig
+
+    return PreferenceConfig
+
+
+def _check_preference(self: Any, where: str) -> None:
+    pref = _preference()
+    try:
+        pref(**library_kwargs(self, pref)).validate()
+    except UserError as exc:
+        raise UserError(exc.message, f"{where}.{exc.where}") from None
+
+
+PairsStageConfig = derive(
+    "PairsStageConfig", _preference(), drop=_CURRICULUM_FIELDS + ("seed",),
+    extra=problem_fields("train") + run_fields("Sampling seed") + [BATCH_FIELD] + SANDBOX_FIELDS,
+    namespace={"check": _check_preference, "__module__": __name__})
+CurriculumStageConfig = derive(
+    "CurriculumStageConfig", _preference(),
+    drop=[f.name for f in dataclasses.fields(_preference()) if f.name not in _CURRICULUM_FIELDS],
+    extra=[("input", str, option(help="The pairs step (recipe: a stage name; command line: its folder or the "
+                                      "pairs file).", flags=("--pairs",))),
+           ("seed", Optional[int], option(None, help="Shuffle seed within buckets; default: the run's."))],
+    namespace={"check": _check_preference, "__module__": __name__})
+
+
+def run_pairs(ctx: StageContext, cfg: Any) -> dict[str, Any]:
     from codeloop.methods.preference import make_pairs
     from codeloop.problems import load_problems
 
     problems = load_problems(cfg.problems, split=cfg.split, limit=cfg.limit)
-    pairs, stats = make_pairs(problems, cfg.preference(ctx.seed(cfg.seed)), ctx.stage.path,
+    pref = _preference()(**library_kwargs(cfg, _preference(), seed=ctx.seed(cfg.seed)))
+    pairs, stats = make_pairs(problems, pref, ctx.stage.path,
                               model_name=ctx.model(cfg.model),
                               exec_config=ctx.exec_config(cfg.timeout_s, cfg.memory_mb), batch_size=cfg.batch_size)
     write_jsonl(ctx.stage.path / "pairs.jsonl", pairs)
@@ -111,21 +112,7 @@ def run_pairs(ctx: StageContext, cfg: PairsStageConfig) -> dict[str, Any]:
 
 # -- curriculum (DPO method, steps 6-7) -------------------------------------------------------------
 
-@dataclass
-class CurriculumStageConfig:
-    input: str = "pairs"
-    bucket_edges: list[float] = field(default_factory=lambda: [10.0, 50.0, 90.0, 100.0])
-    drop_bottom: bool = False
-    direction: str = "large-first"
-    seed: int | None = None
-
-    def check(self, where: str) -> None:
-        from codeloop.methods.preference import PreferenceConfig
-
-        PreferenceConfig(bucket_edges=self.bucket_edges, direction=self.direction).validate()
-
-
-def run_curriculum(ctx: StageContext, cfg: CurriculumStageConfig) -> dict[str, Any]:
+def run_curriculum(ctx: StageContext, cfg: Any) -> dict[str, Any]:
     from codeloop.methods.preference import PreferenceConfig, assign_curriculum, plot_distance_histogram
 
     pairs = read_jsonl(ctx.output_file(cfg.input, "pairs.jsonl"), Pair)
@@ -176,6 +163,25 @@ def _train(ctx: StepContext, cfg: Any, kind: str) -> dict[str, Any]:
     return result.to_dict()
 
 
+def train_summary(m: dict[str, Any]) -> str:
+    metrics = m.get("metrics") or {}
+    what = "adapter" if m.get("adapter") else "model"
+    if m.get("skipped"):
+        return f"already complete ({m.get('steps')} steps): {what} in {m.get('output_dir')}"
+    parts = [f"{m.get('steps')} steps in {m.get('wall_time_s', 0):.1f}s"]
+    if "first_loss" in metrics and "loss" in metrics:
+        parts.append(f"loss {metrics['first_loss']:.4f} -> {metrics['loss']:.4f}")
+    if "rewards/accuracies_avg" in metrics:
+        parts.append(f"reward acc {metrics['rewards/accuracies_avg']:.2f}, "
+                     f"margin {metrics.get('rewards/margins', 0):.4f}")
+    if "padding_ratio_avg" in metrics:
+        parts.append(f"padding {metrics['padding_ratio_avg']:.1%}, "
+                     f"{metrics.get('real_tokens_per_s_avg', 0):.0f} real tok/s")
+    if m.get("resumed_from_step"):
+        parts.append(f"resumed from step {m['resumed_from_step']}")
+    return "; ".join(parts) + f"; {what} in {m.get('output_dir')}"
+
+
 def run_train_dpo(ctx: StepContext, cfg: Any) -> dict[str, Any]:
     return _train(ctx, cfg, "dpo")
 
@@ -191,10 +197,10 @@ PAIRS = Step("pairs", PairsStageConfig, run_pairs,
              produces=("pairs",), sandbox=True, output="pairs.jsonl")
 CURRICULUM = Step("curriculum", CurriculumStageConfig, run_curriculum,
                   "bucket pairs by log-prob distance and give them a training order (pairs.jsonl)",
-                  consumes=("pairs",), produces=("pairs",), output="pairs.jsonl")
+                  consumes=("pairs",), produces=("pairs",), output="pairs.jsonl", plot="distance_hist.png")
 TRAIN_DPO = Step("train_dpo", TrainDPOConfig, run_train_dpo,
                  "DPO on pairs (TRL), LoRA by default on CPU; curriculum order optional",
-                 consumes=("pairs",), produces=("adapter",))
+                 consumes=("pairs",), produces=("adapter",), summarize=train_summary)
 TRAIN_SFT = Step("train_sft", TrainSFTConfig, run_train_sft,
                  "SFT on prompt/completion records (TRL), loss on the completion",
-                 consumes=("sft",), produces=("adapter",))
+                 consumes=("sft",), produces=("adapter",), summarize=train_summary)
