@@ -31,7 +31,7 @@ test: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 	@if [ "$$(id -u)" = 0 ]; then \
 	  echo "sandbox corpus as an unprivileged user (nobody):"; \
-	  $(PY) scripts/as_user.py --user nobody -- $(PY) -m pytest -q -p no:cacheprovider tests/test_execution_sandbox.py; \
+	  $(PY) scripts/as_user.py --user nobody -- $(PY) -m pytest -q -p no:cacheprovider tests/execution/test_execution_sandbox.py; \
 	fi
 
 test-fast: $(VENV)/.installed

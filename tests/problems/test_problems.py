@@ -14,7 +14,7 @@ from codeloop.errors import UserError
 from codeloop.problems import load_problems, problem_sets
 from codeloop.records import read_jsonl, Problem
 
-FIXTURES = Path(__file__).parent / "fixtures" / "problems"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "problems"
 
 
 def run_program(code: str, stdin: str = "") -> subprocess.CompletedProcess:

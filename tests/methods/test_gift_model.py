@@ -11,7 +11,7 @@ import pytest
 from codeloop.methods.gift import GiFTConfig, freeze, model_scorer, run_chains
 from codeloop.records import Problem, write_jsonl
 
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "gift.yaml"
+RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "gift.yaml"
 
 
 def _checksum(model) -> float:

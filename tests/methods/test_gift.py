@@ -17,7 +17,7 @@ from codeloop.methods.gift import (BUILTIN_SHOT, SUMMARY_ASK, SUMMARY_HEADER, Gi
                                    summary_code, summary_prompt)
 from codeloop.records import Problem
 
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "gift.yaml"
+RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "gift.yaml"
 
 
 def fn_problem(task_id: str, name: str, test: str, solution: str, desc: str, args: str = "x") -> Problem:
