@@ -21,13 +21,14 @@ RANKS = {
     # base: data types, files, models, console
     "codeloop": 0, "problems": 0, "records": 0, "rundir": 0, "models": 0, "console": 0, "errors": 0,
     "linting": 0, "viz": 0,
+    "steps": 0,  # the Step declaration (config fields with help, run function): every layer declares with it
     "distributed": 1,  # the Ray actor fleet, shared by execution and generation
     "execution": 2,
     "generation": 3, "scoring": 3,
     "resumable": 4,  # resumable sample-into / execute-into over run folders
     "training": 5, "evaluation": 5,
     "methods": 6,
-    "cli": 7, "commands": 7, "pipeline": 7, "steps": 7, "__main__": 7,
+    "cli": 7, "commands": 7, "pipeline": 7, "__main__": 7,
 }
 
 

@@ -7,7 +7,8 @@ import pytest
 
 from codeloop.errors import UserError
 from codeloop.pipeline.recipe import load_recipe
-from codeloop.pipeline.stages_cdas import PeakMemory, problem_sft_record
+from codeloop.pipeline.stages_cdas import problem_sft_record
+from codeloop.training.memory import PeakMemory
 from codeloop.records import Problem
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "codeact.yaml"

@@ -97,11 +97,10 @@ class StepContext:
             raise UserError(f"'{ref}' has no {filename} (did that step finish?)", str(path))
         return path
 
-    def exec_config(self, timeout_s: float, memory_mb: int) -> Any:
-        from codeloop.execution import ExecConfig
-
-        return ExecConfig(timeout_s=timeout_s, memory_mb=memory_mb, executor=self.executor,
-                          isolation=self.isolation)
+    def sandbox(self, timeout_s: float, memory_mb: int) -> dict[str, Any]:
+        """`ExecConfig` settings for this run: the step's limits, the run's executor and isolation."""
+        return {"timeout_s": timeout_s, "memory_mb": memory_mb, "executor": self.executor,
+                "isolation": self.isolation}
 
 
 # -------------------------------------------------------------------------------------------------
@@ -224,15 +223,15 @@ SANDBOX_FIELDS: list[tuple[str, Any, Any]] = [
 BATCH_FIELD = ("batch_size", int, option(8, help="Prompts per generation / scoring batch."))
 
 
-def derive(name: str, base: type, *, extra: Iterable[tuple[str, Any, Any]] = (), drop: Iterable[str] = (),
+def derive(name: str, base: type | None, *, extra: Iterable[tuple[str, Any, Any]] = (), drop: Iterable[str] = (),
            replace: dict[str, tuple[Any, Any]] | None = None, namespace: dict[str, Any] | None = None) -> type:
     """A step config made from a library's config: the library's fields (defaults, help, flags as
     declared there, so each is declared once), minus `drop`, with `replace`d fields (name ->
-    (type, option)) and `extra` step fields (name, type, option) first."""
-    hints = typing.get_type_hints(base)
+    (type, option)) and `extra` step fields (name, type, option) first. Without a base: just `extra`."""
+    hints = typing.get_type_hints(base) if base else {}
     replace = replace or {}
     fields: list[tuple[str, Any, Any]] = list(extra)
-    for f in dataclasses.fields(base):
+    for f in dataclasses.fields(base) if base else ():
         if f.name in drop:
             continue
         if f.name in replace:
@@ -243,8 +242,8 @@ def derive(name: str, base: type, *, extra: Iterable[tuple[str, Any, Any]] = (),
         else:
             fields.append((f.name, hints[f.name], dataclasses.field(default=f.default, metadata=f.metadata)))
     cls = dataclasses.make_dataclass(name, fields, namespace=namespace or {})
-    cls.__doc__ = base.__doc__
-    cls.__module__ = (namespace or {}).get("__module__", base.__module__)
+    cls.__doc__ = base.__doc__ if base else None
+    cls.__module__ = (namespace or {}).get("__module__", base.__module__ if base else __name__)
     return cls
 
 

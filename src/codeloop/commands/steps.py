@@ -25,7 +25,8 @@ from codeloop.errors import UserError
 # Steps whose command lives elsewhere (its own typer group or a command with more options than
 # the step has): they are still listed by `codeloop steps` and run by recipes.
 COMMAND_NAMES = {"train_sft": ("train", "sft"), "train_dpo": ("train", "dpo")}
-HAND_WRITTEN = {"eval", "lintseq", "select"}
+HAND_WRITTEN = {"lintseq", "select"}
+GROUP_CALLBACKS = {"eval"}  # the command of a group that has subcommands too (`eval compare`): see commands/eval.py
 GROUP_HELP = {"train": "Fine-tune a model with SFT or DPO (TRL, PEFT, accelerate); rerun the same command to "
                        "resume."}
 
@@ -40,39 +41,43 @@ def register(app: typer.Typer) -> None:
     @steps_app.command("list")
     def list_steps() -> None:
         """Every step: its name, what it reads and writes, what it does."""
+        from rich.console import Console
         from rich.table import Table
 
         table = Table(title="steps")
-        for col in ("step", "reads", "writes", "what it does"):
+        table.add_column("step", no_wrap=True)
+        for col in ("reads", "writes", "what it does"):
             table.add_column(col)
         for name in STEPS:
             step = get_step(name)
             table.add_row(name, ", ".join(step.consumes) or "-", ", ".join(step.produces) or "-", step.help)
-        console.print(table)
+        Console().print(table)  # tables to stdout; progress and logs go to stderr
         summary(f"{len(STEPS)} steps; `codeloop steps show NAME` for a step's settings")
 
     @steps_app.command("show")
     def show(name: str = typer.Argument(..., help="A step name from `codeloop steps list`.")) -> None:
         """A step's settings: name, type, default, allowed values and help (the recipe keys and flags)."""
+        from rich.console import Console
         from rich.table import Table
 
         from codeloop.steps import describe
 
         step = get_step(name, "NAME")
         table = Table(title=f"{name}: {step.help}")
-        for col in ("setting", "type", "default", "help"):
+        table.add_column("setting", no_wrap=True)
+        for col in ("type", "default", "help"):
             table.add_column(col, overflow="fold")
         for row in describe(step.config):
             text = row["help"] + (f" One of: {', '.join(map(str, row['choices']))}." if row["choices"] else "")
             names = [row["name"], *row["aliases"]]
             table.add_row(" / ".join(names), row["type"], repr(row["default"]), text)
-        console.print(table)
+        Console().print(table)
         summary(f"{name}: {len(describe(step.config))} settings; recipe `type: {name}`; command "
                 f"`codeloop {' '.join(command_path(name))}`")
 
     groups: dict[str, typer.Typer] = {}
     for name in STEPS:
-        if name in HAND_WRITTEN:
+        if name in HAND_WRITTEN or name in GROUP_CALLBACKS:
             continue
         step = get_step(name)
         path = command_path(name)
@@ -130,12 +135,13 @@ def _parse_list(text: str, tp: Any, flag: str) -> Any:
         raise UserError(f"expected comma-separated {conv.__name__} values, got {text!r}", flag) from None
 
 
-def make_command(step: Any) -> Any:
+def make_command(step: Any, group: bool = False) -> Any:
     """A typer command whose parameters are the step config's fields (built from the declaration)."""
     hints = typing.get_type_hints(step.config)
     fields = [f for f in dataclasses.fields(step.config) if f.metadata.get("cli", True)]
     params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
     lists: dict[str, Any] = {}
+    optional = {f.name for f in fields if type(None) in typing.get_args(hints[f.name])}
     reads_input = any(f.name == "input" for f in fields)
     if reads_input:
         params.append(inspect.Parameter(
@@ -156,8 +162,8 @@ def make_command(step: Any) -> Any:
         text = f.metadata.get("help", "") + (f" One of: {', '.join(map(str, choices))}." if choices else "")
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=tp,
                                         default=typer.Option(default, *flags, help=text, show_default=True)))
-    params.append(inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, annotation=Path, default=typer.Option(
-        ..., "--out", "-o", help="The step's folder (resumable); a name ending in .jsonl gets the step's main file, "
+    params.append(inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path],
+                                    default=typer.Option(None if group else ..., "--out", "-o", help="The step's folder (resumable); a name ending in .jsonl gets the step's main file, "
                                  "with the folder beside it as NAME.steps/.")))
     params.append(inspect.Parameter("overwrite", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
                                     default=typer.Option(False, help="Start over: move OUT's earlier work aside "
@@ -178,8 +184,14 @@ def make_command(step: Any) -> Any:
                                                                           "than full sandbox isolation.")))
 
     def command(ctx: typer.Context, **kwargs: Any) -> None:
-        import click
+        def given(name: str) -> bool:  # typer's click is its own copy: compare the source by name
+            source = ctx.get_parameter_source(name)
+            return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
+        if group and ctx.invoked_subcommand is not None:
+            return
+        if kwargs.get("out") is None:
+            raise UserError("an output folder is required", "--out")
         values: dict[str, Any] = {}
         config_file = kwargs.pop("config_file")
         if config_file is not None:
@@ -190,13 +202,14 @@ def make_command(step: Any) -> Any:
         plot = kwargs.pop("plot", None)
         overwrite = kwargs.pop("overwrite")
         for name, value in kwargs.items():
-            given = ctx.get_parameter_source(name) not in (click.core.ParameterSource.DEFAULT, None)
-            if given or name not in values:
-                if name in lists and isinstance(value, str):
+            if given(name) or name not in values:
+                if value == "" and name in optional:
+                    value = None  # `--split ''`: the command line's way to say null
+                elif name in lists and isinstance(value, str):
                     value = _parse_list(value, lists[name], _flag(name))
                 values[name] = value
         if input_arg is not None:
-            if ctx.get_parameter_source("input") not in (click.core.ParameterSource.DEFAULT, None):
+            if given("input"):
                 raise UserError("give the input once: as the argument or as --input", "INPUT")
             values["input"] = input_arg
         run_on_command_line(step, values, Path(out), executor=executor, isolation=isolation, plot=plot,

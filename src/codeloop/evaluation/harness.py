@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from codeloop.console import summary
 from codeloop.errors import UserError
+from codeloop.steps import option
 from codeloop.execution import ExecConfig
 from codeloop.execution.passk import passk_table
 from codeloop.generation import GenerationParams
@@ -43,27 +44,34 @@ DEFAULT_SPLITS = {"easy": "test", "mbpp": "test"}
 
 @dataclass
 class EvalConfig:
-    benchmark: str = "humaneval"
-    model: str = "default"
-    adapter: str | None = None
-    backend: str = "hf"
-    base_url: str | None = None  # the openai backend's server
-    split: str | None = None
-    limit: int | None = None
-    n: int = 1
-    ks: list[int] = field(default_factory=lambda: [1])
-    temperature: float = 0.0
-    top_p: float = 0.95
-    top_k: int = 0
-    max_new_tokens: int = 384
-    batch_size: int = 8
-    seed: int = 0
-    workers: int | None = None
-    timeout_s: float = 10.0
-    memory_mb: int = 1024
-    executor: str = "local"  # local | ray | ray:ADDRESS (sandbox executions; see docs/ray.md)
-    isolation: str = "auto"  # auto | full (refuse to run with less than full sandbox isolation)
-    decode: str = "none"  # a registered decoder (generation/decoders.py), e.g. lintseq: edit sequences -> program
+    benchmark: str = option("humaneval", flags=("-b",), help="humaneval | mbpp[:PATH] | apps:PATH | "
+                                                           "codecontests:PATH | easy | jsonl:PATH")
+    model: str = option("default", flags=("-m",), help="HF model id or local path; 'default' = the embedded "
+                                                      "model; 'canonical' = the reference solutions (checks the "
+                                                      "benchmark and sandbox).")
+    adapter: str | None = option(None, help="A LoRA adapter (or full model dir) from `codeloop train`.")
+    backend: str = option("hf", choices=("hf", "vllm", "openai"), help="Generation backend.")
+    base_url: str | None = option(None, help="openai backend: the server, e.g. http://127.0.0.1:8000/v1.")
+    split: str | None = option(None, help="Problem split (default: test for easy and mbpp).")
+    limit: int | None = option(None, help="Evaluate only the first N problems.")
+    n: int = option(1, flags=("-n",), help="Samples per problem.")
+    ks: list[int] = option(default_factory=lambda: [1], flags=("--k",), aliases=("k",),
+                           help="k values for pass@k, e.g. 1,10.")
+    temperature: float = option(0.0, help="0 = greedy (the default, for pass@1).")
+    top_p: float = option(0.95, help="Nucleus sampling mass (temperature > 0).")
+    top_k: int = option(0, help="Sample among the k most likely tokens only (0: off).")
+    max_new_tokens: int = option(384, help="Generation budget per sample.")
+    batch_size: int = option(8, help="Prompts per generation batch.")
+    seed: int = option(0, help="Sampling seed.")
+    workers: int | None = option(None, help="Sandbox workers (default: CPU count).")
+    timeout_s: float = option(10.0, flags=("--timeout",),
+                              help="Seconds per sample (per test case for stdin/stdout problems).")
+    memory_mb: int = option(1024, help="Memory of one execution, all its processes together (MiB).")
+    executor: str = option("local", help="Where executions run: local, ray or ray:ADDRESS (docs/ray.md).")
+    isolation: str = option("auto", choices=("auto", "full"),
+                            help="auto: every sandbox isolation feature this machine allows; full: refuse to "
+                                 "run with less (docs/execution.md).")
+    decode: str = option("none", help="A registered decoder, e.g. lintseq: the model writes edit sequences.")
 
     def validate(self) -> None:
         if self.n < 1:

@@ -8,11 +8,10 @@ names as input. Stages that loop over many items keep resumable sub-stages (samp
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional
 
 from codeloop.errors import UserError
+from codeloop.execution import ExecConfig
 from codeloop.records import Pair, read_jsonl, write_jsonl
 from codeloop.steps import (BATCH_FIELD, SANDBOX_FIELDS, Step, StepContext, derive, library_kwargs, option,
                             problem_fields, run_fields)
@@ -24,40 +23,40 @@ StageContext = StepContext  # the name the method stages use
 
 # -- eval ------------------------------------------------------------------------------------------
 
-@dataclass
-class EvalStageConfig:
-    benchmark: str = "easy"
-    split: str | None = None
-    limit: int | None = None
-    n: int = 1
-    ks: list[int] = field(default_factory=lambda: [1])
-    temperature: float = 0.0
-    top_p: float = 0.95
-    top_k: int = 0
-    max_new_tokens: int = 384
-    batch_size: int = 8
-    model: str | None = None
-    adapter_from: str | None = None  # a train stage: evaluate its final adapter/model
-    seed: int | None = None
-    timeout_s: float = 10.0
-    memory_mb: int = 1024
-    decode: str = "none"  # lintseq: the model writes edit sequences (see methods/lintseq.py)
+def _eval_config() -> type:
+    from codeloop.evaluation.harness import EvalConfig
+
+    return EvalConfig
 
 
-# A recipe's eval stage is `codeloop eval` with three differences: the model and seed default to
-# the recipe's, the adapter comes from a named train stage, and the executor is the recipe's.
-# Every other field passes through by name, so a field added to both can't be forgotten here.
-_EVAL_FROM_RECIPE = {"model", "seed", "adapter_from"}
+def _check_eval(self: Any, where: str) -> None:
+    try:
+        _eval_config()(**library_kwargs(self, _eval_config(), model="x", seed=0)).validate()
+    except UserError as exc:
+        key = (exc.where or "").lstrip("-").replace("-", "_")
+        raise UserError(exc.message, f"{where}.{ {'k': 'ks', 'n': 'n'}.get(key, key)}") from None
 
 
-def run_eval(ctx: StageContext, cfg: EvalStageConfig) -> dict[str, Any]:
-    from codeloop.evaluation.harness import EvalConfig, evaluate
+# An eval step is `EvalConfig` with the run's model and seed as defaults, an adapter that may come
+# from a named train step, and the run's executor and isolation.
+EvalStageConfig = derive(
+    "EvalStageConfig", _eval_config(), drop=("executor", "isolation"),
+    extra=[("adapter_from", Optional[str], option(None, help="A train step: evaluate its final adapter or model "
+                                                             "(recipe: a stage name; command line: its folder)."))],
+    replace={"model": (Optional[str], option(None, flags=("-m",), help="HF model id or local path; 'default' = "
+                                                                      "the embedded model; 'canonical' = the "
+                                                                      "reference solutions; default: the run's.")),
+             "seed": (Optional[int], option(None, help="Sampling seed; default: the run's."))},
+    namespace={"check": _check_eval, "__module__": __name__})
 
-    adapter = str(ctx.stage_path(cfg.adapter_from) / "final") if cfg.adapter_from else None
-    passed = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
-              if f.name not in _EVAL_FROM_RECIPE and f.name in EvalConfig.__dataclass_fields__}
-    ecfg = EvalConfig(**passed, model=ctx.model(cfg.model), adapter=adapter, seed=ctx.seed(cfg.seed),
-                      executor=ctx.executor, isolation=ctx.isolation)
+
+def run_eval(ctx: StageContext, cfg: Any) -> dict[str, Any]:
+    from codeloop.evaluation.harness import evaluate
+
+    adapter = str(ctx.stage_path(cfg.adapter_from) / "final") if cfg.adapter_from else cfg.adapter
+    ecfg = _eval_config()(**library_kwargs(cfg, _eval_config(), model=ctx.model(cfg.model), adapter=adapter,
+                                           seed=ctx.seed(cfg.seed), executor=ctx.executor,
+                                           isolation=ctx.isolation))
     summary = evaluate(ecfg, ctx.stage.path)
     m = summary.metrics
     return {"pass@k": m["pass@k"], "problems": m["n_problems"], "samples": m["n_samples"],
@@ -105,7 +104,7 @@ def run_pairs(ctx: StageContext, cfg: Any) -> dict[str, Any]:
     pref = _preference()(**library_kwargs(cfg, _preference(), seed=ctx.seed(cfg.seed)))
     pairs, stats = make_pairs(problems, pref, ctx.stage.path,
                               model_name=ctx.model(cfg.model),
-                              exec_config=ctx.exec_config(cfg.timeout_s, cfg.memory_mb), batch_size=cfg.batch_size)
+                              exec_config=ExecConfig(**ctx.sandbox(cfg.timeout_s, cfg.memory_mb)), batch_size=cfg.batch_size)
     write_jsonl(ctx.stage.path / "pairs.jsonl", pairs)
     return stats
 
@@ -190,8 +189,14 @@ def run_train_sft(ctx: StepContext, cfg: Any) -> dict[str, Any]:
     return _train(ctx, cfg, "sft")
 
 
+def eval_summary(m: dict[str, Any]) -> str:
+    passk = ", ".join(f"{k}={v:.4f}" for k, v in (m.get("pass@k") or {}).items())
+    status = ", ".join(f"{k} {v}" for k, v in sorted((m.get("status") or {}).items()))
+    return f"{passk} on {m.get('benchmark')} ({m.get('problems')} problems, {m.get('samples')} samples: {status})"
+
+
 EVAL = Step("eval", EvalStageConfig, run_eval, "sample, execute and report pass@k on a benchmark",
-            produces=("eval",), sandbox=True)
+            produces=("eval",), sandbox=True, summarize=eval_summary)
 PAIRS = Step("pairs", PairsStageConfig, run_pairs,
              "best-of-N on-policy samples judged by tests -> DPO pairs with distances (pairs.jsonl)",
              produces=("pairs",), sandbox=True, output="pairs.jsonl")

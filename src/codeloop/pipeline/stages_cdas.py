@@ -11,16 +11,12 @@ from __future__ import annotations
 
 import gc
 import json
-import re
-import sys
-import threading
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Optional
 
 from codeloop.errors import UserError
 from codeloop.pipeline.stages import StageContext, TrainSFTConfig
-from codeloop.steps import Step, derive, library_kwargs, option
+from codeloop.steps import Step, derive, library_kwargs, option, problem_fields, run_fields
 from codeloop.training.packing import LAYOUTS
 from codeloop.records import atomic_write_text, write_jsonl
 
@@ -29,17 +25,11 @@ from codeloop.records import atomic_write_text, write_jsonl
 INSTRUCTION_SOURCES = ("auto", "description", "prompt")
 
 
-@dataclass
-class SFTDataStageConfig:
-    problems: str = "easy"
-    split: str | None = "train"
-    limit: int | None = None
-    instruction: str = "auto"  # auto: the description when there is one, else the prompt
-
-    def check(self, where: str) -> None:
-        if self.instruction not in INSTRUCTION_SOURCES:
-            raise UserError(f"must be one of {', '.join(INSTRUCTION_SOURCES)}, got {self.instruction!r}",
-                            f"{where}.instruction")
+SFTDataStageConfig = derive(
+    "SFTDataStageConfig", None, namespace={"__module__": __name__}, extra=problem_fields("train") + [
+        ("instruction", str, option("auto", choices=INSTRUCTION_SOURCES,
+                                    help="The instruction: the problem's description, its prompt, or auto (the "
+                                         "description when there is one, else the prompt)."))])
 
 
 def problem_sft_record(problem: Any, instruction: str = "auto") -> dict[str, Any] | None:
@@ -76,43 +66,34 @@ def run_sft_data(ctx: StageContext, cfg: SFTDataStageConfig) -> dict[str, Any]:
 
 # -- select -----------------------------------------------------------------------------------------
 
-@dataclass
-class SelectStageConfig:
-    input: str = ""  # the stage whose records to select from
-    file: str = "sft.jsonl"
-    method: str = "cdas"  # cdas | ifd-only | random
-    ratio: float = 0.4
-    clusters: int = 10
-    size: int | None = None  # random / ifd-only: exactly this many
-    size_from: str | None = None  # random / ifd-only: as many as that earlier select stage kept
-    rounding: str = "floor"
-    seed: int | None = None
-    n_init: int = 10
-    embedder: str = "default"
-    instruction_field: str | None = None
-    response_field: str | None = None
-    batch_size: int = 8
-    max_length: int | None = 1024
-    model: str | None = None  # the model to be tuned (default: the recipe's)
+def _cdas_config() -> type:
+    from codeloop.methods.codeact import CDASConfig
 
-    def check(self, where: str) -> None:
-        if not self.input:
-            raise UserError("missing required key 'input' (the stage whose records to select from)",
-                            f"{where}.input")
-        if self.size is not None and self.size_from:
-            raise UserError("set size or size_from, not both", f"{where}.size_from")
-        try:
-            self.method_config(0, self.size if self.size is not None else (0 if self.size_from else None)).validate()
-        except UserError as exc:
-            key = (exc.where or "").lstrip("-").replace("-", "_")
-            raise UserError(exc.message, f"{where}.{key}") from None
+    return CDASConfig
 
-    def method_config(self, seed: int, size: int | None) -> Any:
-        from codeloop.methods.cdas import CDASConfig
 
-        return CDASConfig(method=self.method, ratio=self.ratio, clusters=self.clusters, size=size,
-                          rounding=self.rounding, seed=seed, n_init=self.n_init, embedder=self.embedder,
-                          batch_size=self.batch_size, max_length=self.max_length)
+def _check_select(self: Any, where: str) -> None:
+    if self.size is not None and self.size_from:
+        raise UserError("set size or size_from, not both", f"{where}.size_from")
+    size = self.size if self.size is not None else (0 if self.size_from else None)
+    try:
+        _cdas_config()(**library_kwargs(self, _cdas_config(), seed=0, size=size)).validate()
+    except UserError as exc:
+        key = (exc.where or "").lstrip("-").replace("-", "_")
+        raise UserError(exc.message, f"{where}.{key}") from None
+
+
+SelectStageConfig = derive(
+    "SelectStageConfig", _cdas_config(), drop=("seed",), namespace={"check": _check_select, "__module__": __name__},
+    extra=[("input", str, option(flags=("--data", "-d"), help="The step whose records to select from (command "
+                                                             "line: its folder or the JSONL file).")),
+           ("file", str, option("sft.jsonl", help="That step's file.")),
+           ("size_from", Optional[str], option(None, help="random / ifd-only: keep as many as that earlier select "
+                                                          "step kept.")),
+           ("instruction_field", Optional[str], option(None, help="The instruction field (default: found by "
+                                                                  "name).")),
+           ("response_field", Optional[str], option(None, help="The response field (default: found by name).")),
+           *run_fields("KMeans random_state / random baseline seed")])
 
 
 def _release_models() -> None:
@@ -123,14 +104,14 @@ def _release_models() -> None:
     gc.collect()
 
 
-def run_select(ctx: StageContext, cfg: SelectStageConfig) -> dict[str, Any]:
+def run_select(ctx: StageContext, cfg: Any) -> dict[str, Any]:
     from codeloop.methods import cdas
 
     size = cfg.size
     if cfg.size_from:
         stats_file = ctx.output_file(cfg.size_from, "stats.json")
         size = int(json.loads(stats_file.read_text())["kept"])
-    config = cfg.method_config(ctx.seed(cfg.seed), size)
+    config = _cdas_config()(**library_kwargs(cfg, _cdas_config(), seed=ctx.seed(cfg.seed), size=size))
     path = ctx.output_file(cfg.input, cfg.file)
     data = cdas.read_instruction_jsonl(path, cfg.instruction_field, cfg.response_field)
     model_name = ctx.model(cfg.model)
@@ -159,93 +140,21 @@ def run_select(ctx: StageContext, cfg: SelectStageConfig) -> dict[str, Any]:
 
 # -- train_sft_profiled --------------------------------------------------------------------------
 
-def _rss_kb(key: str) -> int | None:
-    try:
-        m = re.search(rf"^{key}:\s+(\d+)\s+kB", Path("/proc/self/status").read_text(), re.M)
-    except OSError:
-        return None
-    return int(m.group(1)) if m else None
-
-
-def _torch_if_loaded() -> Any:
-    """torch when something already imported it (measuring memory should not import it)."""
-    return sys.modules.get("torch")
-
-
-class PeakMemory:
-    """Peak resident memory of this process over a block (and peak CUDA memory when on a GPU).
-
-    Linux: the kernel's high-water mark (VmHWM) is reset on entry by writing 5 to
-    /proc/self/clear_refs, so the figure is this block's own peak, not the process's lifetime
-    peak. Where that is refused, a thread samples VmRSS every 20 ms instead (can miss short spikes).
-    """
-
-    def __init__(self) -> None:
-        self.before_mb: float | None = None
-        self.peak_mb: float | None = None
-        self.cuda_peak_mb: float | None = None
-        self.method = "none"
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._sampled = 0
-
-    def __enter__(self) -> "PeakMemory":
-        gc.collect()
-        rss = _rss_kb("VmRSS")
-        self.before_mb = rss / 1024 if rss is not None else None
-        try:
-            Path("/proc/self/clear_refs").write_text("5")
-            self.method = "VmHWM"
-        except OSError:
-            if rss is not None:
-                self.method = "sampled"
-                self._thread = threading.Thread(target=self._sample, daemon=True)
-                self._thread.start()
-        torch = _torch_if_loaded()
-        if torch is not None and torch.cuda.is_available():
-            torch.cuda.reset_peak_memory_stats()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.02):
-            self._sampled = max(self._sampled, _rss_kb("VmRSS") or 0)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.method == "VmHWM":
-            hwm = _rss_kb("VmHWM")
-            self.peak_mb = hwm / 1024 if hwm is not None else None
-        elif self._thread is not None:
-            self._stop.set()
-            self._thread.join()
-            self.peak_mb = max(self._sampled, _rss_kb("VmRSS") or 0) / 1024
-        torch = _torch_if_loaded()  # imported inside the block: its CUDA peak is the block's
-        if torch is not None and torch.cuda.is_available():
-            self.cuda_peak_mb = torch.cuda.max_memory_allocated() / 2**20
-
-    def metrics(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"peak_rss_mb": round(self.peak_mb, 1) if self.peak_mb is not None else None,
-                               "rss_before_mb": round(self.before_mb, 1) if self.before_mb is not None else None,
-                               "peak_rss_method": self.method}
-        if self.peak_mb is not None and self.before_mb is not None:
-            out["peak_rss_delta_mb"] = round(self.peak_mb - self.before_mb, 1)
-        if self.cuda_peak_mb is not None:
-            out["peak_cuda_mb"] = round(self.cuda_peak_mb, 1)
-        return out
-
-
 ProfiledTrainStageConfig = derive("ProfiledTrainStageConfig", TrainSFTConfig, namespace={"__module__": __name__},
                                   replace={"pack_layout": (str, option("next-fit", choices=LAYOUTS,
                                                                        help="Dynamic Pack rows: next-fit (the "
                                                                             "paper's) or balanced."))})
 
 
-def run_train_sft_profiled(ctx: StageContext, cfg: ProfiledTrainStageConfig) -> dict[str, Any]:
+def run_train_sft_profiled(ctx: StageContext, cfg: Any) -> dict[str, Any]:
     from codeloop import training
 
     data = ctx.output_file(cfg.input, cfg.file or "sft.jsonl")
     records = training.load_sft_records(str(data))
     run_cfg = training.SFTRunConfig(**library_kwargs(cfg, training.SFTRunConfig, model=ctx.model(cfg.model),
                                                      out_dir=str(ctx.stage.path), seed=ctx.seed(cfg.seed)))
+    from codeloop.training.memory import PeakMemory
+
     with PeakMemory() as mem:
         result = training.train_sft(records, run_cfg)
     out = result.to_dict()
@@ -264,8 +173,9 @@ def run_train_sft_profiled(ctx: StageContext, cfg: ProfiledTrainStageConfig) -> 
 
 @dataclass
 class TableStageConfig:
-    rows: list[dict] = field(default_factory=list)  # [{label, train, eval}]
-    title: str = "CodeACT Table I at CPU scale"
+    rows: list[dict] = option(default_factory=list, help="One row per variant: {label, train: a train step, "
+                                                         "eval: its eval step}.")
+    title: str = option("CodeACT Table I at CPU scale", help="The table's title.")
 
     def check(self, where: str) -> None:
         if not self.rows:

@@ -14,51 +14,31 @@ from __future__ import annotations
 import dataclasses
 import gc
 import json
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 from codeloop.errors import UserError
+from codeloop.execution import ExecConfig
 from codeloop.pipeline.stages import StageContext
-from codeloop.steps import Step
+from codeloop.steps import SANDBOX_FIELDS, Step, derive, library_kwargs, option, problem_fields, run_fields
 from codeloop.records import atomic_write_text, write_jsonl
 
 
-@dataclass
-class GiFTStageConfig:
-    problems: str = "easy"
-    split: str | None = "train"
-    limit: int | None = None
-    iters: int = 20
-    num_seq: int = 3
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 384
-    summary_temperature: float = 1.0
-    summary_top_p: float = 0.95
-    summary_max_new_tokens: int = 128
-    shot: str = "other-problem"
-    k: int = 8
-    resample_temperature: float = 2.0
-    weighting: str = "ppl-softmax"
-    no_pass: str = "keep-last"
-    tests_limit: int | None = 10
-    batch_size: int = 8
-    model: str | None = None
-    seed: int | None = None
-    timeout_s: float = 10.0
-    memory_mb: int = 1024
+def _gift_config() -> type:
+    from codeloop.methods.gift import GiFTConfig
 
-    def gift_config(self, seed: int = 0) -> Any:
-        from codeloop.methods.gift import GiFTConfig
+    return GiFTConfig
 
-        names = {f.name for f in dataclasses.fields(GiFTConfig)} - {"seed"}
-        return GiFTConfig(**{n: getattr(self, n) for n in names}, seed=seed)
 
-    def check(self, where: str) -> None:
-        try:
-            self.gift_config().validate()
-        except UserError as exc:
-            raise UserError(exc.message, f"{where}.{exc.where}") from None
+def _check_gift(self: Any, where: str) -> None:
+    try:
+        _gift_config()(**library_kwargs(self, _gift_config(), seed=0)).validate()
+    except UserError as exc:
+        raise UserError(exc.message, f"{where}.{exc.where}") from None
+
+
+GiFTStageConfig = derive("GiFTStageConfig", _gift_config(), drop=("seed",),
+                         extra=problem_fields("train") + run_fields("Sampling seed") + SANDBOX_FIELDS,
+                         namespace={"check": _check_gift, "__module__": __name__})
 
 
 def _load(ctx: StageContext, cfg: Any) -> tuple[list[Any], Any, Any, Any]:
@@ -76,14 +56,14 @@ def _load(ctx: StageContext, cfg: Any) -> tuple[list[Any], Any, Any, Any]:
     return problems, model, tokenizer, HFGenerator(model, tokenizer, name=name)
 
 
-def run_gift(ctx: StageContext, cfg: GiFTStageConfig) -> dict[str, Any]:
+def run_gift(ctx: StageContext, cfg: Any) -> dict[str, Any]:
     from codeloop.methods.gift import gift, model_scorer, plot_chain
 
     problems, model, tokenizer, generator = _load(ctx, cfg)
-    gcfg = cfg.gift_config(ctx.seed(cfg.seed))
+    gcfg = _gift_config()(**library_kwargs(cfg, _gift_config(), seed=ctx.seed(cfg.seed)))
     try:
         sft, stats = gift(problems, gcfg, generator, model_scorer(model, tokenizer, cfg.batch_size),
-                          ctx.stage.path / "chains", ctx.exec_config(cfg.timeout_s, cfg.memory_mb))
+                          ctx.stage.path / "chains", ExecConfig(**ctx.sandbox(cfg.timeout_s, cfg.memory_mb)))
     finally:
         del generator, model
         gc.collect()
@@ -109,44 +89,34 @@ def _read_kept(ctx: StageContext) -> list[dict[str, Any]]:
     return kept_codes(records)
 
 
-@dataclass
-class SelfTrainingStageConfig:
-    problems: str = "easy"
-    split: str | None = "train"
-    limit: int | None = None
-    samples_per_problem: int | None = None  # default: budget_from's iters x num_seq
-    budget_from: str | None = None  # a gift stage: sample its iters x num_seq codes per problem
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 384
-    k: int = 8
-    tests_limit: int | None = 10
-    batch_size: int = 8
-    model: str | None = None
-    seed: int | None = None
-    timeout_s: float = 10.0
-    memory_mb: int = 1024
-
-    def check(self, where: str) -> None:
-        if self.samples_per_problem is not None and self.samples_per_problem < 1:
-            raise UserError("must be >= 1", f"{where}.samples_per_problem")
-        if self.samples_per_problem is None and not self.budget_from:
-            raise UserError("set samples_per_problem, or budget_from: a gift stage whose budget to match",
-                            f"{where}.samples_per_problem")
-        from codeloop.methods.gift import GiFTConfig
-
-        try:
-            GiFTConfig(temperature=self.temperature, top_p=self.top_p, k=self.k,
-                       tests_limit=self.tests_limit).validate()
-        except UserError as exc:
-            raise UserError(exc.message, f"{where}.{exc.where}") from None
+_SELF_TRAINING_KEEPS = ("temperature", "top_p", "max_new_tokens", "k", "tests_limit", "batch_size")
 
 
-def run_self_training(ctx: StageContext, cfg: SelfTrainingStageConfig) -> dict[str, Any]:
+def _check_self_training(self: Any, where: str) -> None:
+    if self.samples_per_problem is not None and self.samples_per_problem < 1:
+        raise UserError("must be >= 1", f"{where}.samples_per_problem")
+    if self.samples_per_problem is None and not self.budget_from:
+        raise UserError("set samples_per_problem, or budget_from: a gift stage whose budget to match",
+                        f"{where}.samples_per_problem")
+    _check_gift(self, where)
+
+
+# The plain baseline shares GiFT's sampling and resampling settings (declared there), no chains.
+SelfTrainingStageConfig = derive(
+    "SelfTrainingStageConfig", _gift_config(),
+    drop=[f.name for f in dataclasses.fields(_gift_config()) if f.name not in _SELF_TRAINING_KEEPS],
+    extra=problem_fields("train") + run_fields("Sampling seed") + SANDBOX_FIELDS + [
+        ("samples_per_problem", Optional[int], option(None, help="Codes sampled per problem (default: the "
+                                                                "budget_from step's iters x num_seq).")),
+        ("budget_from", Optional[str], option(None, help="A gift step whose code budget (iters x num_seq per "
+                                                         "problem) to match."))],
+    namespace={"check": _check_self_training, "__module__": __name__})
+
+
+def run_self_training(ctx: StageContext, cfg: Any) -> dict[str, Any]:
     from codeloop.methods.gift import GiFTConfig, self_training
 
-    gcfg = GiFTConfig(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, k=cfg.k,
-                      tests_limit=cfg.tests_limit, batch_size=cfg.batch_size, seed=ctx.seed(cfg.seed))
+    gcfg = GiFTConfig(**library_kwargs(cfg, GiFTConfig, seed=ctx.seed(cfg.seed)))
     n = cfg.samples_per_problem
     if cfg.budget_from:
         try:
@@ -160,7 +130,7 @@ def run_self_training(ctx: StageContext, cfg: SelfTrainingStageConfig) -> dict[s
     problems, model, tokenizer, generator = _load(ctx, cfg)
     try:
         sft, stats = self_training(problems, gcfg, generator, ctx.stage.path,
-                                   ctx.exec_config(cfg.timeout_s, cfg.memory_mb), samples_per_problem=n)
+                                   ExecConfig(**ctx.sandbox(cfg.timeout_s, cfg.memory_mb)), samples_per_problem=n)
     finally:
         del generator, model
         gc.collect()

@@ -7,19 +7,21 @@ from typing import Any
 
 from codeloop.errors import UserError
 from codeloop.pipeline.stages import StageContext
-from codeloop.steps import Step
+from codeloop.steps import Step, option
 from codeloop.records import atomic_write_text, read_jsonl, write_jsonl
 
 
 @dataclass
 class LintSeqStageConfig:
-    input: str = ""  # a stage with sft.jsonl records (e.g. sft_data): `response` holds the program
-    file: str = "sft.jsonl"
-    field: str = "response"  # the program to refactor into edits
-    instruction_field: str = "prompt"  # what the model is given (the eval prompt, so train == test format)
-    s: int = 5  # edit sequences per program (the paper's s)
-    seed: int | None = None
-    workers: int = 2
+    input: str = option("", flags=("--data",), help="A step with sft.jsonl records (e.g. sft_data) whose "
+                                                    "`field` holds the program (command line: its folder or file).")
+    file: str = option("sft.jsonl", help="That step's file.")
+    field: str = option("response", help="The record field holding the program to refactor into edits.")
+    instruction_field: str = option("prompt", help="What the model is given (the eval prompt, so training and "
+                                                   "test see the same format).")
+    s: int = option(5, flags=("--sequences",), help="Edit sequences per program (the paper's s).")
+    seed: int | None = option(None, help="Seed of the edit sampling; default: the run's.")
+    workers: int = option(2, help="Processes that lint in parallel.")
 
     def check(self, where: str) -> None:
         if not self.input:

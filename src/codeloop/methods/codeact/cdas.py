@@ -36,6 +36,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from codeloop.errors import UserError
+from codeloop.steps import option
 from codeloop.methods.codeact.io import InstructionData, SelectionResult
 from codeloop.scoring import IFD_TEMPLATE  # "Question:\n{q}\n\nAnswer:\n", the official calculate_ifd.py prompt
 from codeloop.scoring import embed_texts, ifd_scores
@@ -46,17 +47,19 @@ ROUNDING = ("floor", "ceil", "round")
 
 @dataclass
 class CDASConfig:
-    method: str = "cdas"  # cdas | ifd-only | random
-    ratio: float = 0.4  # m: the fraction kept per cluster (of its eligible records)
-    clusters: int = 10  # K
-    size: int | None = None  # exact number to keep (random / ifd-only), instead of ratio
-    rounding: str = "floor"  # floor = the official int(len(cluster) * ratio)
-    seed: int = 42  # KMeans random_state (the official 42) and the random baseline's generator
-    n_init: int = 10  # KMeans restarts; the best inertia wins
-    embedder: str = "default"  # sentence-transformers model; "default": bundled all-MiniLM-L6-v2
-    template: str = IFD_TEMPLATE
-    batch_size: int = 8
-    max_length: int | None = None  # cut long prompts (oldest tokens first) when scoring
+    method: str = option("cdas", choices=METHODS, help="cdas (k-means + top IFD per cluster), ifd-only (top IFD "
+                                                       "overall) or random.")
+    ratio: float = option(0.4, help="m: the fraction kept per cluster (of its records with IFD < 1).")
+    clusters: int = option(10, flags=("-k",), help="K for k-means (cdas); clamped to the data.")
+    size: int | None = option(None, help="random / ifd-only: keep exactly this many, instead of the ratio.")
+    rounding: str = option("floor", choices=ROUNDING, help="floor = the official int(len(cluster) * ratio).")
+    seed: int = option(42, help="KMeans random_state (the official 42) and the random baseline's generator.")
+    n_init: int = option(10, help="KMeans restarts; the best inertia wins.")
+    embedder: str = option("default", help="sentence-transformers model; 'default': the bundled "
+                                           "all-MiniLM-L6-v2.")
+    template: str = option(IFD_TEMPLATE, help="The IFD prompt around the instruction ({q}).")
+    batch_size: int = option(8, help="Records per scoring batch.")
+    max_length: int | None = option(None, help="Cut long prompts (oldest tokens first) when scoring.")
 
     def validate(self) -> None:
         if self.method not in METHODS:

@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from codeloop.errors import UserError
+from codeloop.steps import option
 from codeloop.execution import ExecConfig, Executor, open_executor
 from codeloop.generation import GenerationParams, generate, generate_texts
 from codeloop.methods.gift.prompts import (SUMMARY_STOPS, code_prompt, has_reference, original_description,
@@ -31,22 +32,27 @@ SHOTS = ("other-problem", "builtin")
 
 @dataclass
 class GiFTConfig:
-    iters: int = 20  # Gibbs rounds (paper: 20)
-    num_seq: int = 3  # codes sampled per problem per round (paper: 3)
-    temperature: float = 1.0  # code sampling (paper: 1.0)
-    top_p: float = 1.0  # code sampling (paper: none)
-    max_new_tokens: int = 384
-    summary_temperature: float = 1.0  # description sampling (paper: the code temperature)
-    summary_top_p: float = 0.95
-    summary_max_new_tokens: int = 128
-    shot: str = "other-problem"  # 1-shot summary example: another seed problem, or the built-in one
-    k: int = 8  # training codes drawn per problem, with replacement (paper: 8)
-    resample_temperature: float = 2.0  # T in p_i ∝ exp(T * PPL_i) (paper: 2.0)
-    weighting: str = "ppl-softmax"  # ppl-softmax | uniform | conditional-only
-    no_pass: str = "keep-last"  # keep-last | restart-reference | stop
-    tests_limit: int | None = 10  # stdin/stdout cases judged per code (paper: first 10); None = all
-    batch_size: int = 8
-    seed: int = 0
+    iters: int = option(20, help="Gibbs rounds (paper: 20).")
+    num_seq: int = option(3, help="Codes sampled per problem per round (paper: 3).")
+    temperature: float = option(1.0, help="Code sampling temperature (paper: 1.0).")
+    top_p: float = option(1.0, help="Code sampling nucleus mass (paper: none, 1.0).")
+    max_new_tokens: int = option(384, help="Generation budget per code.")
+    summary_temperature: float = option(1.0, help="Description sampling temperature (paper: the code's).")
+    summary_top_p: float = option(0.95, help="Description sampling nucleus mass.")
+    summary_max_new_tokens: int = option(128, help="Generation budget per description.")
+    shot: str = option("other-problem", choices=SHOTS,
+                       help="The 1-shot summary example: another seed problem, or the built-in one.")
+    k: int = option(8, help="Training codes drawn per problem, with replacement (paper: 8).")
+    resample_temperature: float = option(2.0, help="T in p_i ∝ exp(T * PPL_i) (paper: 2.0).")
+    weighting: str = option("ppl-softmax", choices=WEIGHTINGS,
+                            help="How kept codes are weighted for resampling.")
+    no_pass: str = option("keep-last", choices=NO_PASS,
+                          help="When no code of a round passes: keep the last description, restart from the "
+                               "original one, or stop the chain.")
+    tests_limit: int | None = option(10, help="stdin/stdout cases judged per code (paper: the first 10); "
+                                              "null = all.")
+    batch_size: int = option(8, help="Prompts per generation / scoring batch.")
+    seed: int = option(0, help="Sampling seed.")
 
     def validate(self) -> None:
         def bad(name: str, msg: str) -> UserError:

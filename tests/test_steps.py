@@ -1,0 +1,178 @@
+"""Steps: one declaration per unit of work, and the CLI, recipes and registry built from it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from codeloop.cli import app, main
+from codeloop.commands import steps as step_commands
+from codeloop.errors import UserError
+from codeloop.pipeline import registry
+from codeloop.pipeline.recipe import load_recipe
+from codeloop.pipeline.runner import run_recipe
+from codeloop.steps import Step, StepContext, describe, option, undocumented
+
+PROBLEMS = [
+    {"task_id": "t/1", "prompt": "def inc(x):\n", "entry_point": "inc", "canonical_solution": "    return x + 1\n",
+     "test": "assert inc(1) == 2\n", "description": "Add one."},
+    {"task_id": "t/2", "prompt": "def dbl(x):\n", "entry_point": "dbl", "canonical_solution": "    return 2 * x\n",
+     "test": "assert dbl(2) == 4\n"},
+]
+
+
+@pytest.fixture
+def problems_file(tmp_path):
+    p = tmp_path / "probs.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in PROBLEMS))
+    return p
+
+
+def _click(path: tuple[str, ...]):
+    cmd = typer.main.get_command(app)
+    for part in path:
+        cmd = cmd.commands[part]
+    return cmd
+
+
+def test_every_step_is_declared_with_help_and_valid_defaults():
+    for step in registry.all_steps():
+        assert registry.STEPS[step.name].endswith(":" + step.name.upper()), step.name
+        assert undocumented(step.config) == [], f"{step.name}: fields without help"
+        for row in describe(step.config):
+            if row["choices"] and row["default"] not in (None, "(required)"):
+                assert row["default"] in row["choices"], (step.name, row["name"])
+
+
+def test_command_defaults_are_the_declared_defaults():
+    """The command line and a recipe stage get each default from the same field: compare them all."""
+    for step in registry.all_steps():
+        if step.name in step_commands.HAND_WRITTEN:
+            continue
+        cmd = _click(step_commands.command_path(step.name))
+        by_name = {p.name: p for p in cmd.params}
+        for f in dataclasses.fields(step.config):
+            param = by_name[f.name]
+            declared = f.default if f.default is not dataclasses.MISSING else (
+                f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+            shown = param.default
+            if isinstance(declared, list):
+                declared = ",".join(map(str, declared))
+            assert shown == declared, (step.name, f.name, shown, declared)
+
+
+def test_the_dpo_learning_rate_is_one_default():
+    # Before steps, a recipe's DPO stage used 5e-5 and `codeloop train dpo` 5e-6.
+    recipe_cfg = registry.get_step("train_dpo").config(input="x")
+    assert recipe_cfg.learning_rate == _click(("train", "dpo")).params[
+        [p.name for p in _click(("train", "dpo")).params].index("learning_rate")].default
+    assert "beta" not in {f.name for f in dataclasses.fields(registry.get_step("train_sft").config)}
+
+
+def test_recipe_stage_and_command_write_the_same_bytes(tmp_path, problems_file):
+    out = tmp_path / "cli"
+    assert main(["sft-data", "--problems", f"jsonl:{problems_file}", "--split", "", "--out", str(out)]) == 0
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"name: r\nstages:\n  - {{name: data, type: sft_data, problems: 'jsonl:{problems_file}', "
+                      "split: null}\n")
+    run_recipe(load_recipe(recipe), runs_dir=tmp_path / "runs", write_report=False)
+    a, b = (out / "sft.jsonl").read_bytes(), (tmp_path / "runs" / "r" / "data" / "sft.jsonl").read_bytes()
+    assert a == b and a.count(b"\n") == 2
+
+
+def test_config_file_and_flags(tmp_path, problems_file):
+    settings = tmp_path / "s.yaml"
+    settings.write_text(f"problems: 'jsonl:{problems_file}'\nsplit: null\nlimit: 1\n")
+    assert main(["sft-data", "--config", str(settings), "--out", str(tmp_path / "a")]) == 0
+    assert (tmp_path / "a" / "sft.jsonl").read_text().count("\n") == 1
+    # a flag given on the command line wins over the file
+    assert main(["sft-data", "--config", str(settings), "--limit", "2", "--out", str(tmp_path / "b")]) == 0
+    assert (tmp_path / "b" / "sft.jsonl").read_text().count("\n") == 2
+    settings.write_text("problemz: easy\n")
+    assert main(["sft-data", "--config", str(settings), "--out", str(tmp_path / "c")]) == 2
+
+
+def test_curriculum_command_keeps_its_old_form(tmp_path, capsys):
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"task_id": f"t/{i}", "prompt": "p", "chosen": "a", "rejected": "b",
+                                         "distance": float(i)}) + "\n" for i in range(20)))
+    out = tmp_path / "ordered.jsonl"
+    rc = main(["curriculum", str(pairs), "--out", str(out), "--edges", "50,100", "--direction", "small-first"])
+    assert rc == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["order"] for r in rows] == list(range(len(rows)))
+    assert rows[0]["bucket"] == 0 and out.with_suffix(".png").exists()
+    assert main(["curriculum", str(pairs), "--out", str(out), "--direction", "sideways"]) == 2
+    assert "--direction" in capsys.readouterr().err
+
+
+def test_input_kinds_and_missing_packages_fail_at_load(tmp_path, problems_file, monkeypatch):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"name: r\nstages:\n  - {{name: data, type: sft_data, problems: 'jsonl:{problems_file}'}}\n"
+                      "  - {name: dpo, type: train_dpo, input: data}\n")
+    with pytest.raises(UserError, match="reads pairs") as err:
+        load_recipe(recipe)
+    assert err.value.where.endswith("stages.dpo.input")
+    needy = dataclasses.replace(registry.get_step("sft_data"), requires=(("codeloop_no_such_pkg", "no-such-pkg"),))
+    monkeypatch.setattr(registry, "get_step", lambda name, where="type": needy)
+    with pytest.raises(UserError, match="pip install no-such-pkg"):
+        load_recipe(recipe)
+
+
+# -- adding a step: one registry line, and the recipe loader and the CLI have it -----------------
+
+@dataclass
+class ExampleConfig:
+    word: str = option("hello", help="What to write.")
+    times: int = option(2, help="How often.")
+
+
+def run_example(ctx: StepContext, cfg: ExampleConfig) -> dict:
+    (ctx.stage.path / "out.txt").write_text(" ".join([cfg.word] * cfg.times))
+    return {"written": cfg.times}
+
+
+EXAMPLE = Step("example", ExampleConfig, run_example, "write a word a few times", produces=("report",))
+
+
+def test_a_new_step_is_one_registry_line(tmp_path, monkeypatch):
+    monkeypatch.setitem(registry.STEPS, "example", f"{__name__}:EXAMPLE")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: r\nstages:\n  - {name: ex, type: example, times: 3}\n")
+    run_recipe(load_recipe(recipe), runs_dir=tmp_path / "runs", write_report=False)
+    assert (tmp_path / "runs" / "r" / "ex" / "out.txt").read_text() == "hello hello hello"
+    fresh = typer.Typer()
+    step_commands.register(fresh)
+    res = CliRunner().invoke(fresh, ["example", "--times", "3", "--out", str(tmp_path / "cli")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "cli" / "out.txt").read_text() == "hello hello hello"
+    res = CliRunner().invoke(fresh, ["steps", "show", "example"])
+    assert res.exit_code == 0 and "How often." in res.output
+
+
+def test_steps_list_and_show(capsys):
+    assert main(["steps", "list"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in registry.STEPS)
+    assert main(["steps", "show", "train_dpo"]) == 0
+    out = capsys.readouterr().out
+    assert "learning_rate" in out and "5e-06" in out
+    assert main(["steps", "show", "trian_dpo"]) == 2
+
+
+def test_output_file_on_the_command_line_reads_a_file_or_a_folder(tmp_path):
+    folder = tmp_path / "step"
+    folder.mkdir()
+    (folder / "pairs.jsonl").write_text("{}\n")
+    ctx = StepContext(run=None, stage=None, name="x")
+    assert ctx.output_file(str(folder), "pairs.jsonl") == folder / "pairs.jsonl"
+    assert ctx.output_file(str(folder / "pairs.jsonl"), "pairs.jsonl") == folder / "pairs.jsonl"
+    with pytest.raises(UserError):
+        ctx.output_file(str(tmp_path / "nope"), "pairs.jsonl")
+    assert isinstance(Path(folder), Path)
