@@ -84,7 +84,11 @@ class StageDir:
             if self.done_hash() == self.hash:
                 return StageState("done", sum(1 for _ in self.iter_records()))
             if self._saved_hash() not in (None, self.hash):
-                self.move_aside()
+                from codeloop.console import warn
+
+                aside = self.move_aside()
+                warn(f"{self.path.name}: its settings are not those of the earlier run here (changed, or a "
+                     f"step whose settings changed shape); that work is kept in {aside.name}/ and this runs anew")
         self.path.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.path / CONFIG_FILE,
                           yaml.safe_dump({**config, "_config_hash": self.hash}, sort_keys=False))

@@ -7,6 +7,10 @@ from typing import Optional
 
 import typer
 
+from codeloop.commands.steps import declared_option
+from codeloop.methods.codeact import CDASConfig
+from codeloop.pipeline.stages_cdas import SelectStageConfig
+
 HELP = ("Select training data from an instruction/response JSONL (CodeACT's CDAS, or a baseline).\n\n"
         "Writes the kept records (every input field plus `ifd` and `cluster`) to --out, the counts "
         "(kept / dropped per reason per cluster) to OUT.stats.json, and plots OUT.ifd_hist.png, "
@@ -59,24 +63,18 @@ def _command(app: typer.Typer, method: str, doc: str) -> None:
         out: Path = typer.Option(..., "--out", "-o", help="Where to write the kept records (JSONL)."),
         model: str = typer.Option("default", "--model", "-m",
                                   help="The model to be tuned (scores IFD): 'default', a local HF folder or a hub id."),
-        ratio: float = typer.Option(0.4, "--ratio", help="m: fraction kept (of each cluster's records with IFD < 1)."),
-        clusters: int = typer.Option(10, "--clusters", "-k", help="K for k-means (cdas); clamped to the data."),
-        size: Optional[int] = typer.Option(None, "--size", help="random / ifd-only: keep exactly this many."),
-        rounding: str = typer.Option("floor", "--rounding",
-                                     help="floor (the official int(n * m)), ceil or round of m x eligible."),
-        seed: int = typer.Option(42, "--seed", help="KMeans random_state / random baseline seed."),
-        n_init: int = typer.Option(10, "--n-init", help="KMeans restarts."),
-        embedder: str = typer.Option("default", "--embedder",
-                                     help="sentence-transformers model for instruction embeddings "
-                                          "('default': bundled all-MiniLM-L6-v2; the paper: all-mpnet-base-v2)."),
-        instruction_field: Optional[str] = typer.Option(None, "--instruction-field",
-                                                        help="Default: instruction, else prompt."),
-        response_field: Optional[str] = typer.Option(None, "--response-field",
-                                                     help="Default: response, else completion."),
-        template: str = typer.Option("Question:\n{q}\n\nAnswer:\n", "--template",
-                                     help="IFD: how the instruction is put before the answer ({q})."),
-        batch_size: int = typer.Option(8, "--batch-size"),
-        max_length: Optional[int] = typer.Option(None, "--max-length", help="Cut long prompts when scoring."),
+        ratio: float = declared_option(SelectStageConfig, "ratio"),
+        clusters: int = declared_option(SelectStageConfig, "clusters"),
+        size: Optional[int] = declared_option(SelectStageConfig, "size"),
+        rounding: str = declared_option(SelectStageConfig, "rounding"),
+        seed: int = declared_option(CDASConfig, "seed"),
+        n_init: int = declared_option(SelectStageConfig, "n_init"),
+        embedder: str = declared_option(SelectStageConfig, "embedder"),
+        instruction_field: Optional[str] = declared_option(SelectStageConfig, "instruction_field"),
+        response_field: Optional[str] = declared_option(SelectStageConfig, "response_field"),
+        template: str = declared_option(SelectStageConfig, "template"),
+        batch_size: int = declared_option(SelectStageConfig, "batch_size"),
+        max_length: Optional[int] = declared_option(SelectStageConfig, "max_length"),
         dtype: str = typer.Option("auto", "--dtype", help="auto | bf16 | fp16 | fp32."),
         device: str = typer.Option("auto", "--device"),
         adapter: Optional[str] = typer.Option(None, "--adapter", help="PEFT (LoRA) adapter on the model."),

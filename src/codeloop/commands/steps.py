@@ -221,6 +221,16 @@ def make_command(step: Any, group: bool = False) -> Any:
     return command
 
 
+def declared_option(cls: type, name: str, *flags: str) -> Any:
+    """A typer option whose default and help are the config field's (for the few commands that are
+    still written by hand: they must not declare a default a second time)."""
+    f = {f.name: f for f in dataclasses.fields(cls)}[name]
+    default = f.default if f.default is not dataclasses.MISSING else None
+    choices = f.metadata.get("choices")
+    text = f.metadata.get("help", "") + (f" One of: {', '.join(map(str, choices))}." if choices else "")
+    return typer.Option(default, *(flags or (_flag(name),)), *f.metadata.get("flags", ()), help=text)
+
+
 def read_settings(path: Path) -> dict[str, Any]:
     import yaml
 
