@@ -176,3 +176,9 @@ def test_output_file_on_the_command_line_reads_a_file_or_a_folder(tmp_path):
     with pytest.raises(UserError):
         ctx.output_file(str(tmp_path / "nope"), "pairs.jsonl")
     assert isinstance(Path(folder), Path)
+
+
+def test_the_readme_lists_every_step():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for step in registry.all_steps():
+        assert f"| `{step.name}` / `codeloop {' '.join(step_commands.command_path(step.name))}` |" in readme, step.name
