@@ -357,14 +357,22 @@ def _child_main(job: dict, fds: dict, worker: "Worker", nonce: str, rundir: str,
         if worker.cg_procs:  # join the execution cgroup before anything else can start
             for fd in worker.cg_procs:
                 os.write(fd, b"0")
-        os.closerange(3, vfd)
-        os.closerange(vfd + 1, worker.fd_ceiling)
         if worker.ns_mount:
             _check(_LIBC.unshare(CLONE_NEWNS), "unshare(mount)")
             size = worker.cfg.get("scratch_mb", 256)
             opts = f"size={size}m,nr_inodes={worker.cfg.get('scratch_inodes', 16384)},mode=1777"
+            # The interpreter's own directories under a scratch dir: held at a staging point while
+            # the fresh tmpfs covers them, then bound back (a bind must come from this namespace).
+            for path, staging in worker.rebind:
+                _mount(path, staging, None, MS_BIND | MS_REC)
             for d in SCRATCH_DIRS:
                 _mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV, opts)
+            for path, staging in worker.rebind:
+                os.makedirs(path, mode=0o755, exist_ok=True)
+                _mount(staging, path, None, MS_BIND | MS_REC)
+                _remount_ro(path)
+        os.closerange(3, vfd)
+        os.closerange(vfd + 1, worker.fd_ceiling)
         _set_limits(worker.limits(job))
         uid = worker.uid
         if uid is not None:
@@ -429,6 +437,10 @@ class Worker:
         self.cg_oom: tuple[int, str] | None = None  # (fd, key) of the OOM-kill counter
         self.seccomp: Seccomp | None = None
         self.streams: tuple = ()
+        # (path, staging mount point) of interpreter directories that a fresh scratch tmpfs would
+        # hide (a checkout and its .venv under /tmp, as in CI): each execution binds them back.
+        self.rebind: list[tuple[str, str]] = []
+        self.bound: list[str] = []  # interpreter directories bound into the sandbox's root
         self.no_new_privs = False
 
     # -- start-up -----------------------------------------------------------------------------
@@ -643,8 +655,14 @@ class Worker:
             if not any(path == c or path.startswith(c + "/") for c in covered) and os.path.exists("/old" + path):
                 bind(path)
                 covered.append(path)
+                self.bound.append(path)
         for d in SCRATCH_DIRS + ("/proc",):
             os.makedirs(new + d, mode=0o755, exist_ok=True)
+        for path in self.bound:
+            if any(path.startswith(d + "/") for d in SCRATCH_DIRS):
+                staging = f"/.codeloop/rebind-{len(self.rebind)}"
+                os.makedirs(new + staging, mode=0o755)
+                self.rebind.append((path, staging))
         _mount("tmpfs", new + "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=0755")
         os.mkdir(new + "/dev/shm")
         for dev in DEVICES:
