@@ -52,7 +52,7 @@ def get_generator(backend: str = "hf", model: str = "default", adapter: str | No
         from codeloop.generation.hf import HFGenerator
 
         return HFGenerator.load(model, adapter=adapter, dtype=options.pop("dtype", "auto"),
-                                device=options.pop("device", "auto"))
+                                device=options.pop("device", "auto"), loop=options.pop("loop", None))
     if backend == "vllm":
         from codeloop.generation.vllm_backend import VLLMGenerator
 

@@ -1,27 +1,47 @@
-"""The `hf` backend: transformers models on CPU or GPU with codeloop's own KV-cache decode loop.
+"""The `hf` backend: transformers models on CPU or GPU, sampled with batched ``model.generate``.
 
-Why not ``model.generate``: we need, per sample, the summed log-prob of exactly the kept tokens
-(after stop-string trimming) under the model's own distribution, stop strings checked on decoded
-text, top-p without a full-vocabulary sort, and finished rows leaving the batch. ``generate``
-gives processed scores for every step (262k floats per row per step for Gemma) and keeps
-finished rows in the batch until the last one ends.
+How a batch is sampled (``loop="generate"``, the default): a batch is up to ``batch_size`` rows
+(prompt, sample index); prompts are sorted by length so a batch pads little, and padded on the
+left. ``model.generate`` runs the decode loop (its KV cache, its position ids from the attention
+mask) with two hooks of codeloop's:
 
-Batching: a batch is up to ``batch_size`` rows (prompt, sample index). Prompts are sorted by
-length so a batch pads little; each distinct prompt in a batch is prefilled once and its KV cache
-is copied to its n rows. Padding is on the left, with position ids counted from each row's first
-real token. A row that ends (EOS, stop string, length) is dropped from the cache and the batch.
+- a logits processor that chooses every next token with ``sampling.choose_tokens`` (temperature,
+  top-k, top-p without a full-vocabulary sort, all randomness from one seeded ``torch.Generator``:
+  same seed, same samples) and records that token's log-prob under the model's own temperature-1
+  distribution; it then leaves only that token possible, so generate's greedy step takes it.
+  (``output_scores``/``compute_transition_scores`` would keep a full-vocabulary row per step and
+  row: 262k floats each for Gemma; one float per step and row is all a Sample needs.)
+- a stopping criterion that decodes each row's new tokens and applies the stop strings (and the
+  instruction format's closing code fence) on text, so stops match across token boundaries.
+
+The model's own generation config (its sampling defaults, repetition penalty, ...) is set aside
+for the call: codeloop's settings alone decide, and the recorded log-prob is the raw model's.
+
+``loop="own"`` (or ``CODELOOP_HF_LOOP=own``) keeps codeloop's own KV-cache decode loop, for what
+generate does not do: each distinct prompt of a batch is prefilled once and its cache copied to
+its n rows, and a row that ends leaves the batch at once. An earlier measurement found it at
+parity with batched generate; ``benchmarks/sampling.py`` compares the two on the same prompts.
+Greedy outputs of the two loops are identical (tests/generation/test_generation_loops.py).
+
+Both loops return, per sample, the summed log-prob of exactly the kept tokens (after stop-string
+trimming), and the text of exactly those tokens.
 """
 
 from __future__ import annotations
 
+import inspect
+import os
 from typing import Any, Callable
 
 from codeloop.console import progress_bar
+from codeloop.errors import UserError
 from codeloop.generation.params import GenerationParams, TextSample
 from codeloop.generation.stops import CODE_FENCE, StopChecker
 from codeloop.models import encode_prompt, eos_token_ids, load_model, model_label
 
 OnResult = Callable[[int, int, TextSample], None]
+LOOPS = ("generate", "own")
+LOOP_ENV = "CODELOOP_HF_LOOP"
 
 
 def stop_checker(stops: list[str], params: GenerationParams) -> StopChecker:
@@ -30,24 +50,45 @@ def stop_checker(stops: list[str], params: GenerationParams) -> StopChecker:
     return StopChecker(stops, code_end=code_end, prefix_open=prefix_open)
 
 
+def _base_model(model: Any) -> Any:
+    """The transformers model under a PEFT wrapper (whose generate forwards to it)."""
+    get = getattr(model, "get_base_model", None)
+    return get() if callable(get) else model
+
+
+def _cache_name(model: Any) -> str:
+    """The forward keyword for the KV cache: ``cache`` in recent transformers (which warns on the
+    old ``past_key_values`` name), ``past_key_values`` before."""
+    try:
+        sig = inspect.signature(_base_model(model).forward)
+    except (TypeError, ValueError):
+        return "past_key_values"
+    return "cache" if "cache" in sig.parameters else "past_key_values"
+
+
 class HFGenerator:
     """Sampling with an already loaded transformers model (no reload per call)."""
 
     backend = "hf"
 
-    def __init__(self, model: Any, tokenizer: Any, name: str | None = None):
+    def __init__(self, model: Any, tokenizer: Any, name: str | None = None, loop: str | None = None):
         self.model = model
         self.tokenizer = tokenizer
         self.name = name or model_label(model)
         self.eos_ids = eos_token_ids(model, tokenizer)
         pad = tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else (min(self.eos_ids) if self.eos_ids else 0)
+        self.loop = loop or os.environ.get(LOOP_ENV) or "generate"
+        if self.loop not in LOOPS:
+            raise UserError(f"unknown hf decode loop '{self.loop}' (choose one of {', '.join(LOOPS)})",
+                            LOOP_ENV if not loop else "loop")
+        self._cache_kw = _cache_name(model)
 
     @classmethod
     def load(cls, model: str = "default", adapter: str | None = None, dtype: str = "auto",
-             device: str = "auto") -> "HFGenerator":
+             device: str = "auto", loop: str | None = None) -> "HFGenerator":
         m, tok = load_model(model, dtype=dtype, device=device, adapter=adapter)
-        return cls(m, tok, name=model)
+        return cls(m, tok, name=model, loop=loop)
 
     @property
     def device(self):
@@ -76,7 +117,8 @@ class HFGenerator:
             with torch.inference_mode(), progress_bar(description, len(rows)) as advance:
                 for start in range(0, len(rows), params.batch_size):
                     chunk = rows[start:start + params.batch_size]
-                    for (i, j), sample in self._run_batch(chunk, encoded, stops, params, gen):
+                    run = self._run_batch if self.loop == "own" else self._generate_batch
+                    for (i, j), sample in run(chunk, encoded, stops, params, gen):
                         results[i][j] = sample
                         if on_result is not None:
                             on_result(i, j, sample)
@@ -89,9 +131,45 @@ class HFGenerator:
     # -----------------------------------------------------------------------------------------
 
     def _forward(self, ids, mask, pos, cache=None):
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
-                         use_cache=True, logits_to_keep=1)
-        return out.logits[:, -1, :], out.past_key_values
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1,
+                         **{self._cache_kw: cache})
+        return out.logits[:, -1, :], (out.cache if self._cache_kw == "cache" else out.past_key_values)
+
+    def _generate_batch(self, chunk, encoded, stops, params, gen):
+        """One batch through ``model.generate`` (see the module docstring)."""
+        import torch
+        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
+
+        dev = self.device
+        width = max(len(encoded[i]) for i, _ in chunk)
+        ids = torch.tensor([[self.pad_id] * (width - len(encoded[i])) + encoded[i] for i, _ in chunk], device=dev)
+        mask = torch.tensor([[0] * (width - len(encoded[i])) + [1] * len(encoded[i]) for i, _ in chunk], device=dev)
+        chooser = _Chooser(params, gen)
+        ender = _Ender(width, [stop_checker(stops[i], params) for i, _ in chunk], self.eos_ids, self.tokenizer)
+        eos = sorted(self.eos_ids) or [self.pad_id]
+        # Neutral values for the sampling fields: generate only takes the argmax of what _Chooser leaves.
+        config = GenerationConfig(max_new_tokens=params.max_new_tokens, do_sample=False, num_beams=1,
+                                  temperature=1.0, top_p=1.0, top_k=50, repetition_penalty=1.0,
+                                  pad_token_id=self.pad_id, eos_token_id=eos,
+                                  bos_token_id=getattr(self.tokenizer, "bos_token_id", None))
+        base = _base_model(self.model)
+        own_config = base.generation_config
+        base.generation_config = config  # the model's sampling defaults must not reach the call
+        try:
+            seqs = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=config,
+                                       logits_processor=LogitsProcessorList([chooser]),
+                                       stopping_criteria=StoppingCriteriaList([ender]))
+        finally:
+            base.generation_config = own_config
+        new = seqs[:, width:].tolist()
+        lps = torch.stack(chooser.logprobs, 1).tolist() if chooser.logprobs else [[] for _ in chunk]
+        for b, (i, j) in enumerate(chunk):
+            end = ender.finished[b]
+            if end is None:
+                yield (i, j), self._finish(new[b], lps[b], None, "length")
+            else:
+                reason, n, text = end
+                yield (i, j), self._finish(new[b][:n], lps[b][:n], text, reason)
 
     def _run_batch(self, chunk, encoded, stops, params, gen):
         import torch
@@ -182,3 +260,55 @@ class HFGenerator:
         return TextSample(text=self._decode(ids[:lo]), logprob=float(sum(lps[:lo])), n_tokens=lo,
                           finish_reason=reason,
                           token_ids=list(ids[:lo]))
+
+
+class _Chooser:
+    """generate's logits processor: codeloop's choice of the next token, and its log-prob."""
+
+    def __init__(self, params: GenerationParams, generator: Any):
+        self.params, self.generator = params, generator
+        self.logprobs: list[Any] = []  # one (rows,) tensor per step
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        from codeloop.generation.sampling import choose_tokens, token_logprobs
+
+        p = self.params
+        tokens = choose_tokens(scores, p.temperature, p.top_k, p.top_p, self.generator)
+        self.logprobs.append(token_logprobs(scores, tokens))
+        only = torch.full_like(scores, float("-inf"))
+        return only.scatter_(1, tokens.unsqueeze(-1), 0.0)
+
+
+class _Ender:
+    """generate's stopping criterion: EOS or a stop string on the decoded text, per row.
+
+    ``finished[b]`` is None while row b goes on, then (reason, tokens kept, text or None)."""
+
+    def __init__(self, start: int, checkers: list[StopChecker], eos_ids: set[int], tokenizer: Any):
+        self.start, self.checkers, self.eos_ids, self.tokenizer = start, checkers, eos_ids, tokenizer
+        self.finished: list[tuple[str, int, str | None] | None] = [None] * len(checkers)
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        new = input_ids[:, self.start:]
+        n = new.shape[1]
+        last = new[:, -1].tolist()
+        growing = []
+        for b, end in enumerate(self.finished):
+            if end is not None:
+                continue
+            if last[b] in self.eos_ids:
+                self.finished[b] = ("eos", n - 1, None)
+            else:
+                growing.append(b)
+        if growing:
+            texts = self.tokenizer.batch_decode(new[growing].tolist(), skip_special_tokens=True,
+                                                clean_up_tokenization_spaces=False)
+            for b, text in zip(growing, texts):
+                cut = self.checkers[b](text)
+                if cut is not None:
+                    self.finished[b] = ("stop", n, text[:cut])
+        return torch.tensor([end is not None for end in self.finished], dtype=torch.bool, device=input_ids.device)
