@@ -13,7 +13,8 @@ import pytest
 
 from codeloop.errors import UserError
 from codeloop.problems import load_problems
-from codeloop.problems.easy import FAMILIES, split_of
+from codeloop.problems.easy import FAMILIES, split_v1
+from codeloop.problems.templates import template_key, template_overlap
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +38,26 @@ def test_size_families_and_distinct(easy):
 def test_fixed_split(easy):
     test = [p for p in easy if p.meta["split"] == "test"]
     assert 0.15 < len(test) / len(easy) < 0.25
-    assert all(p.meta["split"] == split_of(p.task_id) for p in easy)
     # Every family is represented in both splits.
     assert {p.meta["family"] for p in test} == set(FAMILIES)
     assert [p.task_id for p in load_problems("easy", split="test")] == [p.task_id for p in test]
+
+
+def test_the_test_split_holds_out_whole_templates(easy):
+    """No test reference body, constants and strings masked, occurs in train (the first split: 620 of 630)."""
+    train, test = load_problems("easy", split="train"), load_problems("easy", split="test")
+    assert template_overlap(train, test)["template_in_train"] == 0
+    assert {p.meta["template"] for p in train}.isdisjoint({p.meta["template"] for p in test})
+    old_train, old_test = load_problems("easy", split="train-v1"), load_problems("easy", split="test-v1")
+    assert len(old_test) == 630 and template_overlap(old_train, old_test)["template_in_train"] == 620
+    assert all(p.meta["split_v1"] == split_v1(p.task_id) for p in easy)
+
+
+def test_template_key_masks_constants_only():
+    assert template_key("    return x * 2 + 1\n") == template_key("    return x * 3 + 5\n")
+    assert template_key("    return x * 2 + 1\n") != template_key("    return x - 2 + 1\n")
+    assert template_key("    return s.count('a')\n") == template_key("    return s.count('zz')\n")
+    assert template_key("def (") is None
 
 
 def test_humaneval_prompt_style(easy):

@@ -8,10 +8,17 @@ condition or a filter, 3 = a loop with state.
 
 Everything is deterministic: the inputs of problem ``easy/<family>/<k>`` come from a
 ``random.Random`` seeded with its task_id (string seeds hash with SHA-512, the same on every
-machine), expected outputs come from running the canonical solution, and the split is a SHA-256 hash
-of the task_id (about 80% train, 20% test). Prompts follow HumanEval exactly: imports, signature,
-docstring with ``>>>`` examples; tests are ``def check(candidate)`` with the examples and 3-6 hidden
-cases.
+machine) and expected outputs come from running the canonical solution. Prompts follow HumanEval
+exactly: imports, signature, docstring with ``>>>`` examples; tests are ``def check(candidate)``
+with the examples and 3-6 hidden cases.
+
+The split holds out whole templates: a problem's template is its reference body with every
+constant and string masked, and a SHA-256 hash of the template puts all of its instances in
+``train`` or all in ``test`` (about 20% of the templates are test). So no test problem's
+reference body appears in train with other constants: a model cannot pass the test split by
+recalling a template it was trained on (`codeloop problems stats easy` prints the overlap, 0).
+The first split (a hash of the task_id, where 620 of 630 test problems shared a template with
+train) stays reachable as ``train-v1`` / ``test-v1`` for old runs.
 """
 
 from __future__ import annotations
@@ -25,10 +32,12 @@ from functools import lru_cache
 from typing import Any, Callable, Iterator
 
 from codeloop.problems.registry import ProblemSet, register
+from codeloop.problems.templates import template_key
 from codeloop.records import Problem
 
-SPLITS = ("train", "test")
-TEST_FRACTION_PERCENT = 20
+SPLITS = ("train", "test", "train-v1", "test-v1")
+TEST_FRACTION_PERCENT = 28  # of templates (~19% of the problems)
+V1_TEST_PERCENT = 20  # of task_ids, in the first split
 N_EXAMPLES = 2
 
 WORDS = ("apple", "river", "stone", "cloud", "green", "table", "music", "light", "tiger", "house", "bread", "smile",
@@ -706,10 +715,24 @@ FAMILIES: dict[str, Callable[[], list[Spec]]] = {
 # Problems
 
 
-def split_of(task_id: str) -> str:
-    """Fixed split: a SHA-256 hash of the task_id, so adding families never moves a problem."""
-    h = int(hashlib.sha256(task_id.encode()).hexdigest()[:8], 16)
-    return "test" if h % 100 < TEST_FRACTION_PERCENT else "train"
+def _rank(key: str) -> int:
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % 100
+
+
+def split_v1(task_id: str) -> str:
+    """The first split, by task_id: instances of one template fell on both sides (kept for old runs)."""
+    return "test" if _rank(task_id) < V1_TEST_PERCENT else "train"
+
+
+def test_templates(templates_by_family: dict[str, set[str]]) -> set[str]:
+    """The held-out templates: those whose hash rank falls under the test fraction, and in a family
+    where none does, its lowest-ranked one, so every family is tested. By template hash, so adding
+    families or constants never moves a template."""
+    held = set()
+    for templates in templates_by_family.values():
+        chosen = {t for t in templates if _rank(t) < TEST_FRACTION_PERCENT}
+        held |= chosen or {min(templates, key=_rank)}
+    return held
 
 
 def _signature(spec: Spec) -> str:
@@ -774,9 +797,11 @@ def build_problem(family: str, k: int, spec: Spec) -> Problem:
     prompt = _imports(spec) + _signature(spec) + "\n" + "\n".join(doc) + '\n    """\n'
     test = "\n\ndef check(candidate):\n" + "".join(
         f"    assert {_call('candidate', args)} == {out!r}\n" for args, out in cases)
+    template = template_key(spec.body)
     return Problem(task_id=task_id, prompt=prompt, entry_point=spec.name, description=spec.doc, test=test,
                    canonical_solution=spec.body, source="easy",
-                   meta={"split": split_of(task_id), "family": family, "difficulty": spec.level,
+                   meta={"split": "", "split_v1": split_v1(task_id), "template": template,
+                         "family": family, "difficulty": spec.level,
                          "test_format": "check", "examples": len(examples), "hidden_tests": len(hidden)})
 
 
@@ -791,6 +816,10 @@ def _all_problems() -> tuple[Problem, ...]:
     per_family: dict[str, list[Problem]] = {}
     for family, k, spec in _specs():
         per_family.setdefault(family, []).append(build_problem(family, k, spec))
+    held = test_templates({f: {p.meta["template"] for p in ps} for f, ps in per_family.items()})
+    for ps in per_family.values():
+        for p in ps:
+            p.meta["split"] = "test" if p.meta["template"] in held else "train"
     # Round-robin over families so that the first N problems (--limit) cover every family.
     ordered = []
     longest = max(len(v) for v in per_family.values())
@@ -815,9 +844,11 @@ def load_easy(source: str | None = None, split: str | None = None) -> list[Probl
 
             raise UserError(f"unknown easy families {', '.join(unknown)} (known: {', '.join(FAMILIES)})", "--problems")
         problems = tuple(p for p in problems if p.meta["family"] in wanted)
+    key, want = ("split_v1", split[:-3]) if split and split.endswith("-v1") else ("split", split)
     return [dataclasses.replace(p, meta=dict(p.meta), io_tests=[]) for p in problems
-            if split is None or p.meta["split"] == split]
+            if want is None or p.meta[key] == want]
 
 
-register(ProblemSet("easy", f"built-in seeded easy HumanEval-style problems, {len(FAMILIES)} families, fixed "
-                    "80/20 train/test split (easy:FAMILY,... keeps some families)", load_easy, splits=SPLITS))
+register(ProblemSet("easy", f"built-in seeded easy HumanEval-style problems, {len(FAMILIES)} families; train/test "
+                    "hold out whole templates (train-v1/test-v1: the first split); easy:FAMILY,... keeps some "
+                    "families", load_easy, splits=SPLITS))
