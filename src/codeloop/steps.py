@@ -223,6 +223,32 @@ SANDBOX_FIELDS: list[tuple[str, Any, Any]] = [
 BATCH_FIELD = ("batch_size", int, option(8, help="Prompts per generation / scoring batch."))
 
 
+# Where sampling runs, for every step that generates (eval, pairs, gift, self_training, ...).
+BACKENDS = ("hf", "vllm", "openai")
+_GENERATION_OPTIONS: dict[str, tuple[Any, Any, dict[str, Any]]] = {
+    "backend": (str, "hf", {"choices": BACKENDS, "help": "Where sampling runs: hf (transformers, here), vllm (GPU, "
+                                                         "pip install vllm) or openai (any OpenAI-compatible "
+                                                         "completions server at base_url, e.g. vllm serve)."}),
+    "base_url": (typing.Optional[str], None, {"help": "openai backend: the server, e.g. http://127.0.0.1:8000/v1 "
+                                                      "(default: $OPENAI_BASE_URL)."}),
+    "api_key": (typing.Optional[str], None, {"help": "openai backend: its bearer token (default: $OPENAI_API_KEY, "
+                                                     "which keeps the key out of recipes and run folders)."}),
+}
+
+
+def generation_option(name: str, local: str = "") -> Any:
+    """The declared option for `name` (backend, base_url, api_key); `local` adds to the backend's
+    help what of the step still runs on the local model (scoring: a server cannot score)."""
+    _, default, kw = _GENERATION_OPTIONS[name]
+    help_ = kw["help"] + (f" {local}" if local and name == "backend" else "")
+    return option(default, **{**kw, "help": help_})
+
+
+def generation_fields(local: str = "") -> list[tuple[str, Any, Any]]:
+    """backend, base_url, api_key as step fields (see `generation_option`)."""
+    return [(name, tp, generation_option(name, local)) for name, (tp, _, _) in _GENERATION_OPTIONS.items()]
+
+
 def derive(name: str, base: type | None, *, extra: Iterable[tuple[str, Any, Any]] = (), drop: Iterable[str] = (),
            replace: dict[str, tuple[Any, Any]] | None = None, namespace: dict[str, Any] | None = None) -> type:
     """A step config made from a library's config: the library's fields (defaults, help, flags as

@@ -22,9 +22,12 @@ class FakeServer:
     """Speaks /v1/models and /v1/completions. Ignores stop strings (like some servers do), can
     fail its first requests with 503, and can cap the choices it returns per request."""
 
-    def __init__(self, fail_first: int = 0, max_choices: int | None = None, delay: float = 0.0):
+    def __init__(self, fail_first: int = 0, max_choices: int | None = None, delay: float = 0.0,
+                 model: str = "fake-coder", texts: list[str] | None = None):
         self.fail_first, self.max_choices, self.delay = fail_first, max_choices, delay
+        self.model, self.texts = model, texts  # texts: choice k answers texts[k % len] (no logprobs)
         self.requests: list[dict] = []
+        self.keys: list[str | None] = []  # the Authorization header of every request
         self.in_flight = self.max_in_flight = 0
         self.lock = threading.Lock()
         outer = self
@@ -42,8 +45,10 @@ class FakeServer:
                 self.wfile.write(data)
 
             def do_GET(self):
+                with outer.lock:
+                    outer.keys.append(self.headers.get("Authorization"))
                 if self.path == "/v1/models":
-                    self._send(200, {"object": "list", "data": [{"id": "fake-coder", "object": "model"}]})
+                    self._send(200, {"object": "list", "data": [{"id": outer.model, "object": "model"}]})
                 else:
                     self._send(404, {"error": "not found"})
 
@@ -51,6 +56,7 @@ class FakeServer:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with outer.lock:
                     outer.requests.append(body)
+                    outer.keys.append(self.headers.get("Authorization"))
                     count = len(outer.requests)
                     outer.in_flight += 1
                     outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
@@ -58,7 +64,7 @@ class FakeServer:
                     time.sleep(outer.delay)
                     if self.path != "/v1/completions":
                         return self._send(404, {"error": "not found"})
-                    if body.get("model") != "fake-coder":
+                    if body.get("model") != outer.model:
                         return self._send(404, {"error": {"message": f"model {body.get('model')} not found"}})
                     if count <= outer.fail_first:
                         return self._send(503, {"error": "warming up"})
@@ -70,6 +76,9 @@ class FakeServer:
                     choices = [{"index": k, "text": text, "finish_reason": "length",
                                 "logprobs": {"tokens": tokens, "token_logprobs": [-0.5, -0.25, -1.0, -2.0]}}
                                for k in range(n)]
+                    if outer.texts:
+                        choices = [{"index": k, "text": outer.texts[k % len(outer.texts)], "finish_reason": "stop"}
+                                   for k in range(n)]
                     self._send(200, {"id": "cmpl", "object": "text_completion", "choices": choices})
                 finally:
                     with outer.lock:
@@ -139,3 +148,114 @@ def test_user_errors_name_the_option():
         get_generator("openai", "default")
     with pytest.raises(UserError):
         OpenAIGenerator("localhost:8000", model_name="m")
+
+
+# -- steps that generate, on a server -----------------------------------------------------------------
+
+ADD = Problem(task_id="add/0", prompt="def add(a, b):\n", entry_point="add",
+              test="def check(candidate):\n    assert candidate(1, 2) == 3\n", meta={"split": "train"})
+
+
+def _problems_file(tmp_path):
+    from codeloop.records import write_jsonl
+
+    path = tmp_path / "problems.jsonl"
+    write_jsonl(path, [ADD])
+    return f"jsonl:{path}"
+
+
+def _no_openai_env(monkeypatch):
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "CODELOOP_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def test_the_openai_variables_are_read_when_no_setting_is_given(monkeypatch):
+    _no_openai_env(monkeypatch)
+    with FakeServer() as srv:
+        monkeypatch.setenv("OPENAI_BASE_URL", srv.url + "/v1")
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
+        generate([ADD], GenerationParams(n=1), backend="openai")
+        generate([ADD], GenerationParams(n=1), backend="openai", api_key="sk-given")
+    assert srv.keys == ["Bearer sk-env"] * 2 + ["Bearer sk-given"] * 2  # /models then /completions, each
+
+
+def test_eval_step_samples_on_the_server_with_the_key_from_the_environment(tmp_path, monkeypatch):
+    from codeloop.pipeline.stages import EvalStageConfig
+    from codeloop.steps import build_config
+
+    _no_openai_env(monkeypatch)
+    with FakeServer(texts=["    return a + b\n"]) as srv:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-123")
+        cfg = build_config(EvalStageConfig, {"benchmark": _problems_file(tmp_path), "split": None,
+                                             "model": "fake-coder", "backend": "openai",
+                                             "base_url": srv.url, "timeout_s": 5}, "eval")
+        from types import SimpleNamespace
+
+        from codeloop.pipeline.stages import run_eval
+        from codeloop.steps import StepContext
+
+        ctx = StepContext(run=None, stage=SimpleNamespace(path=tmp_path / "eval"), name="eval")
+        metrics = run_eval(ctx, cfg)
+    assert metrics["pass@k"] == {"pass@1": 1.0}
+    assert srv.requests and all(r["model"] == "fake-coder" for r in srv.requests)
+    assert set(srv.keys) == {"Bearer sk-test-123"}
+    assert "sk-test-123" not in (tmp_path / "eval" / "metrics.json").read_text()
+
+
+def test_pairs_step_samples_on_the_server_and_scores_with_the_local_model(tiny_model_dir, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from codeloop.pipeline.stages import PairsStageConfig, run_pairs
+    from codeloop.records import read_jsonl
+    from codeloop.steps import StepContext, build_config
+
+    _no_openai_env(monkeypatch)
+    served = str(tiny_model_dir)  # the server serves the model under the name that also loads here
+    with FakeServer(model=served, texts=["    return a + b\n", "    return a - b\n"]) as srv:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-pairs")
+        monkeypatch.setenv("OPENAI_BASE_URL", srv.url + "/v1")
+        cfg = build_config(PairsStageConfig, {"problems": _problems_file(tmp_path), "split": None, "n": 4,
+                                              "temperature": 1.0, "max_new_tokens": 16, "backend": "openai",
+                                              "timeout_s": 5}, "pairs")
+        ctx = StepContext(run=None, stage=SimpleNamespace(path=tmp_path / "pairs"), name="pairs", model=served)
+        stats = run_pairs(ctx, cfg)
+    assert set(srv.keys) == {"Bearer sk-pairs"}
+    assert [r["n"] for r in srv.requests] == [4] and srv.requests[0]["model"] == served
+    assert stats["samples"] == 4 and stats["passed_samples"] == 2 and stats["pairs"] >= 1
+    pairs = read_jsonl(tmp_path / "pairs" / "pairs.jsonl")
+    assert pairs and all(p["distance"] is not None for p in pairs)  # scored here, by the tiny model
+    samples = read_jsonl(tmp_path / "pairs" / "samples" / "shard-00000.jsonl") \
+        if (tmp_path / "pairs" / "samples" / "shard-00000.jsonl").exists() else None
+    if samples:
+        assert all(s["extra"]["backend"] == "openai" for s in samples)
+
+
+def test_a_step_that_scores_says_which_model_must_load_here(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from codeloop.pipeline.stages import PairsStageConfig, run_pairs
+    from codeloop.steps import StepContext, build_config
+
+    _no_openai_env(monkeypatch)
+    cfg = build_config(PairsStageConfig, {"problems": _problems_file(tmp_path), "split": None, "backend": "openai",
+                                          "base_url": "http://127.0.0.1:9"}, "pairs")
+    ctx = StepContext(run=None, stage=SimpleNamespace(path=tmp_path / "pairs"), name="pairs")
+    with pytest.raises(UserError) as err:
+        run_pairs(ctx, cfg)
+    assert "local model" in err.value.message and "server serves" in err.value.message
+
+
+def test_every_generating_step_declares_the_same_backend_settings():
+    import dataclasses
+
+    from codeloop.pipeline.registry import get_step
+
+    seen = {}
+    for name in ("eval", "pairs", "gift", "self_training"):
+        fields = {f.name: f for f in dataclasses.fields(get_step(name).config)}
+        for key in ("backend", "base_url", "api_key"):
+            assert key in fields, (name, key)
+        assert fields["backend"].metadata["choices"] == ("hf", "vllm", "openai")
+        assert "OPENAI_API_KEY" in fields["api_key"].metadata["help"]
+        seen[name] = fields["backend"].metadata["help"]
+    assert "loaded here" in seen["pairs"] and "loaded here" in seen["gift"]

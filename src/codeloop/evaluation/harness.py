@@ -22,7 +22,7 @@ from typing import Any
 
 from codeloop.console import summary
 from codeloop.errors import UserError
-from codeloop.steps import option
+from codeloop.steps import generation_option, option
 from codeloop.execution import ExecConfig
 from codeloop.execution.passk import passk_table
 from codeloop.generation import GenerationParams
@@ -50,8 +50,9 @@ class EvalConfig:
                                                       "model; 'canonical' = the reference solutions (checks the "
                                                       "benchmark and sandbox).")
     adapter: str | None = option(None, help="A LoRA adapter (or full model dir) from `codeloop train`.")
-    backend: str = option("hf", choices=("hf", "vllm", "openai"), help="Generation backend.")
-    base_url: str | None = option(None, help="openai backend: the server, e.g. http://127.0.0.1:8000/v1.")
+    backend: str = generation_option("backend")
+    base_url: str | None = generation_option("base_url")
+    api_key: str | None = generation_option("api_key")
     split: str | None = option(None, help="Problem split (default: test for easy and mbpp).")
     limit: int | None = option(None, help="Evaluate only the first N problems.")
     n: int = option(1, flags=("-n",), help="Samples per problem.")
@@ -103,6 +104,13 @@ class EvalConfig:
         if decoder is not None and decoder.stop:
             params = params.replace(default_stops=False, stop=list(decoder.stop))
         return params
+
+
+def backend_options(cfg: EvalConfig) -> dict[str, Any] | None:
+    """The openai backend's server and key (None: $OPENAI_BASE_URL / $OPENAI_API_KEY or nothing)."""
+    if cfg.backend != "openai":
+        return None
+    return {"base_url": cfg.base_url, "api_key": cfg.api_key}
 
 
 @dataclass
@@ -158,7 +166,7 @@ def evaluate(cfg: EvalConfig, out_dir: str | Path, generator: Any = None, proble
                               extra_config={"benchmark": cfg.benchmark, "split": cfg.resolved_split(),
                                             "decode": cfg.decode},
                               postprocess=decoder.decode if decoder else None,
-                              backend_options={"base_url": cfg.base_url} if cfg.base_url else None)
+                              backend_options=backend_options(cfg))
     results = execute_into(run.stage("results", key=_key), problems, samples, cfg.exec_config(),
                            inputs_hash=run.stage("samples").done_hash())
     rank = {p.task_id: i for i, p in enumerate(problems)}
@@ -186,7 +194,7 @@ def summarize(cfg: EvalConfig, problems: list[Problem], results: list[Result], r
         "tokens": tokens,
         "wall_s": {"sample": run.stage("samples").metrics().get("wall_s"),
                    "execute": run.stage("results").metrics().get("wall_s")},
-        "config": asdict(cfg),
+        "config": {**asdict(cfg), "api_key": "***" if cfg.api_key else None},  # no secret in metrics.json
         "_per_problem": table["per_problem"],
     }
 

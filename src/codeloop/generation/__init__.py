@@ -11,6 +11,7 @@ Backends: ``hf`` (transformers, CPU/GPU; :class:`HFGenerator` wraps an already l
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable
 
 from codeloop.errors import UserError
@@ -18,10 +19,10 @@ from codeloop.generation.params import GenerationParams, TextSample
 from codeloop.generation.prompts import assemble_program, build_prompt, default_stops, extract_code, sanitize
 from codeloop.records import Problem, Sample
 
-BACKENDS = ("hf", "vllm", "openai")
+from codeloop.steps import BACKENDS  # declared once with the steps' backend option
 
 __all__ = ["BACKENDS", "GenerationParams", "TextSample", "HFGenerator", "generate", "generate_texts",
-           "get_generator", "build_prompt", "extract_code", "sanitize", "default_stops", "assemble_program"]
+           "get_generator", "make_generator", "require_local_model", "local_model", "release", "build_prompt", "extract_code", "sanitize", "default_stops", "assemble_program"]
 
 
 def __getattr__(name: str) -> Any:
@@ -63,10 +64,61 @@ def get_generator(backend: str = "hf", model: str = "default", adapter: str | No
         if adapter:
             raise UserError("the openai backend samples what the server serves; load the adapter "
                             "there (e.g. vllm serve --lora-modules) and name it with --model", "--adapter")
-        if not options.get("base_url"):
-            raise UserError("the openai backend needs the server's address", "--base-url")
+        # The OpenAI clients' standard variables, when the step or command gives none.
+        options["base_url"] = options.get("base_url") or os.environ.get("OPENAI_BASE_URL") or None
+        options["api_key"] = options.get("api_key") or os.environ.get("OPENAI_API_KEY") or None
+        if not options["base_url"]:
+            raise UserError("the openai backend needs the server's address (or $OPENAI_BASE_URL)", "--base-url")
         return OpenAIGenerator(model_name=None if model == "default" else model, **options)
     raise UserError(f"unknown backend '{backend}' (choose one of {', '.join(BACKENDS)})", "--backend")
+
+
+def make_generator(model: str = "default", backend: str = "hf", base_url: str | None = None,
+                   api_key: str | None = None, adapter: str | None = None, **options: Any):
+    """The one factory steps build their sampler with: a step's `backend`, `base_url` and `api_key`
+    settings as they are (None: unset), plus backend options (hf: dtype, device, loop; vllm: any
+    ``vllm.LLM`` keyword; openai: concurrency, retries, timeout). hf and vllm load `model` here;
+    openai asks the server at `base_url` (or $OPENAI_BASE_URL, with $OPENAI_API_KEY) for it."""
+    if backend == "openai":
+        options.update(base_url=base_url, api_key=api_key)
+    return get_generator(backend, model, adapter=adapter, **options)
+
+
+def require_local_model(model: str, backend: str, what: str, where: str = "model") -> None:
+    """A step that also scores (`what`) needs the sampled model's weights here: a server samples but
+    cannot score. With the openai backend, `model` names the served model and must load here too."""
+    from codeloop.models import is_default
+
+    if backend == "openai" and is_default(model):
+        raise UserError(f"with backend openai, {what} runs on the local model: set model to the id or path the "
+                        "server serves (it is asked for that name, and the same name is loaded here)", where)
+
+
+def local_model(generator: Any, model: str) -> tuple[Any, Any]:
+    """(model, tokenizer) for a scoring pass: the hf generator's own (loaded once), else `model`
+    loaded here (a vllm or openai generator samples; scoring stays local)."""
+    if getattr(generator, "backend", None) == "hf":
+        return generator.model, generator.tokenizer
+    from codeloop.models import load_model
+
+    return load_model(model)
+
+
+def release(generator: Any) -> None:
+    """Let a vllm generator's GPU memory go before a local model loads (best effort)."""
+    if getattr(generator, "backend", None) != "vllm":
+        return
+    import gc
+
+    generator.llm = None
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass
 
 
 def generate_texts(prompts: list[str], params: GenerationParams | None = None, model: str = "default",

@@ -206,28 +206,33 @@ def plot_distance_histogram(pairs: list[Pair], cfg: PreferenceConfig, path: Any)
 # -- steps 1-5 together: the layers below ---------------------------------------------------------
 
 def make_pairs(problems: list[Problem], cfg: PreferenceConfig, work_dir: Any, model_name: str = "default",
-               exec_config: Any = None, batch_size: int = 8) -> tuple[list[Pair], dict[str, Any]]:
+               exec_config: Any = None, batch_size: int = 8, backend: str = "hf", base_url: str | None = None,
+               api_key: str | None = None) -> tuple[list[Pair], dict[str, Any]]:
     """Sample best-of-N on-policy, execute, pair and measure distances; resumable in `work_dir`.
 
     `work_dir` gets two resumable stages, samples/ and results/: a killed run picks up where it
-    stopped. The model is loaded once: it samples (on-policy) and scores the distances.
+    stopped. Sampling runs on `backend` (hf, vllm, or an openai server serving `model_name`); the
+    distances are log-probs under `model_name` loaded here (with hf: the model that sampled).
     """
     from codeloop.resumable import execute_into, sample_into
     from codeloop.execution import ExecConfig
-    from codeloop.generation import GenerationParams, HFGenerator
-    from codeloop.models import load_model
+    from codeloop.generation import GenerationParams, local_model, make_generator, release, require_local_model
     from codeloop.rundir import RunDir
 
     cfg.validate()
+    require_local_model(model_name, backend, "scoring the pair distances")
     run = RunDir(work_dir)
-    model, tokenizer = load_model(model_name)
+    generator = make_generator(model_name, backend, base_url=base_url, api_key=api_key)
     params = GenerationParams(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
                               max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, batch_size=batch_size)
-    samples = sample_into(run.stage("samples"), problems, params, model=model_name,
-                          generator=HFGenerator(model, tokenizer, name=model_name))          # 1
+    samples = sample_into(run.stage("samples"), problems, params, model=model_name, backend=backend,
+                          generator=generator)                                                # 1
     results = execute_into(run.stage("results"), problems, samples, exec_config or ExecConfig(),
                            inputs_hash=run.stage("samples").done_hash())                      # 2-3
     pairs, skipped = build_pairs(results, cfg)                                                # 4
+    if backend != "hf":
+        release(generator)
+    model, tokenizer = local_model(generator, model_name)
     pair_distances(model, tokenizer, pairs, cfg.length_normalized, batch_size=batch_size)     # 5
     stats = {"problems": len(problems), "samples": len(results),
              "passed_samples": sum(r.passed for r in results),

@@ -13,8 +13,8 @@ from typing import Any, Optional
 from codeloop.errors import UserError
 from codeloop.execution import ExecConfig
 from codeloop.records import Pair, read_jsonl, write_jsonl
-from codeloop.steps import (BATCH_FIELD, SANDBOX_FIELDS, Step, StepContext, derive, library_kwargs, option,
-                            problem_fields, run_fields)
+from codeloop.steps import (BATCH_FIELD, SANDBOX_FIELDS, Step, StepContext, derive, generation_fields,
+                            library_kwargs, option, problem_fields, run_fields)
 from codeloop.training.config import DPORunConfig, SFTRunConfig
 
 
@@ -66,6 +66,9 @@ def run_eval(ctx: StageContext, cfg: Any) -> dict[str, Any]:
 
 # -- pairs (DPO method, steps 1-5) ------------------------------------------------------------------
 
+PAIRS_LOCAL = ("The pair distances are log-probs under the model loaded here (a server cannot score): with "
+               "backend openai, model must name the served model and load here too.")
+
 _CURRICULUM_FIELDS = ("bucket_edges", "drop_bottom", "direction")
 
 
@@ -85,7 +88,8 @@ def _check_preference(self: Any, where: str) -> None:
 
 PairsStageConfig = derive(
     "PairsStageConfig", _preference(), drop=_CURRICULUM_FIELDS + ("seed",),
-    extra=problem_fields("train") + run_fields("Sampling seed") + [BATCH_FIELD] + SANDBOX_FIELDS,
+    extra=problem_fields("train") + run_fields("Sampling seed") + [BATCH_FIELD] + SANDBOX_FIELDS
+    + generation_fields(PAIRS_LOCAL),
     namespace={"check": _check_preference, "__module__": __name__})
 CurriculumStageConfig = derive(
     "CurriculumStageConfig", _preference(),
@@ -104,7 +108,8 @@ def run_pairs(ctx: StageContext, cfg: Any) -> dict[str, Any]:
     pref = _preference()(**library_kwargs(cfg, _preference(), seed=ctx.seed(cfg.seed)))
     pairs, stats = make_pairs(problems, pref, ctx.stage.path,
                               model_name=ctx.model(cfg.model),
-                              exec_config=ExecConfig(**ctx.sandbox(cfg.timeout_s, cfg.memory_mb)), batch_size=cfg.batch_size)
+                              exec_config=ExecConfig(**ctx.sandbox(cfg.timeout_s, cfg.memory_mb)), batch_size=cfg.batch_size,
+                              backend=cfg.backend, base_url=cfg.base_url, api_key=cfg.api_key)
     write_jsonl(ctx.stage.path / "pairs.jsonl", pairs)
     return stats
 

@@ -19,7 +19,8 @@ from typing import Any, Optional
 from codeloop.errors import UserError
 from codeloop.execution import ExecConfig
 from codeloop.pipeline.stages import StageContext
-from codeloop.steps import SANDBOX_FIELDS, Step, derive, library_kwargs, option, problem_fields, run_fields
+from codeloop.steps import (SANDBOX_FIELDS, Step, derive, generation_fields, library_kwargs, option, problem_fields,
+                            run_fields)
 from codeloop.records import atomic_write_text, write_jsonl
 
 
@@ -36,30 +37,43 @@ def _check_gift(self: Any, where: str) -> None:
         raise UserError(exc.message, f"{where}.{exc.where}") from None
 
 
+GIFT_LOCAL = ("Each kept code's perplexity is scored by the model loaded here (a server cannot score): with "
+              "backend openai, model must name the served model and load here too; with vllm both share the GPU.")
+
+
 GiFTStageConfig = derive("GiFTStageConfig", _gift_config(), drop=("seed",),
-                         extra=problem_fields("train") + run_fields("Sampling seed") + SANDBOX_FIELDS,
+                         extra=problem_fields("train") + run_fields("Sampling seed") + SANDBOX_FIELDS
+                         + generation_fields(GIFT_LOCAL),
                          namespace={"check": _check_gift, "__module__": __name__})
 
 
-def _load(ctx: StageContext, cfg: Any) -> tuple[list[Any], Any, Any, Any]:
-    from codeloop.generation import HFGenerator
+def _load(ctx: StageContext, cfg: Any, scores: str = "") -> tuple[list[Any], Any, Any, Any]:
+    """The problems, the local model and tokenizer when the step `scores` (else None, None), and the
+    sampler on the step's backend (hf: the same loaded model)."""
+    from codeloop.generation import local_model, make_generator, require_local_model
     from codeloop.methods.gift import freeze
-    from codeloop.models import load_model
     from codeloop.problems import load_problems
 
     problems = load_problems(cfg.problems, split=cfg.split, limit=cfg.limit)
     if not problems:
         raise UserError(f"'{cfg.problems}' has no problems (split {cfg.split!r})", f"stages.{ctx.name}.problems")
     name = ctx.model(cfg.model)
-    model, tokenizer = load_model(name)
-    freeze(model)
-    return problems, model, tokenizer, HFGenerator(model, tokenizer, name=name)
+    if scores:
+        require_local_model(name, cfg.backend, scores, f"stages.{ctx.name}.model")
+    generator = make_generator(name, cfg.backend, base_url=cfg.base_url, api_key=cfg.api_key)
+    model = tokenizer = None
+    if scores:
+        model, tokenizer = local_model(generator, name)
+        freeze(model)
+    elif getattr(generator, "backend", None) == "hf":
+        freeze(generator.model)
+    return problems, model, tokenizer, generator
 
 
 def run_gift(ctx: StageContext, cfg: Any) -> dict[str, Any]:
     from codeloop.methods.gift import gift, model_scorer, plot_chain
 
-    problems, model, tokenizer, generator = _load(ctx, cfg)
+    problems, model, tokenizer, generator = _load(ctx, cfg, scores="scoring each kept code's perplexity")
     gcfg = _gift_config()(**library_kwargs(cfg, _gift_config(), seed=ctx.seed(cfg.seed)))
     try:
         sft, stats = gift(problems, gcfg, generator, model_scorer(model, tokenizer, cfg.batch_size),
@@ -105,7 +119,7 @@ def _check_self_training(self: Any, where: str) -> None:
 SelfTrainingStageConfig = derive(
     "SelfTrainingStageConfig", _gift_config(),
     drop=[f.name for f in dataclasses.fields(_gift_config()) if f.name not in _SELF_TRAINING_KEEPS],
-    extra=problem_fields("train") + run_fields("Sampling seed") + SANDBOX_FIELDS + [
+    extra=problem_fields("train") + run_fields("Sampling seed") + SANDBOX_FIELDS + generation_fields() + [
         ("samples_per_problem", Optional[int], option(None, help="Codes sampled per problem (default: the "
                                                                 "budget_from step's iters x num_seq).")),
         ("budget_from", Optional[str], option(None, help="A gift step whose code budget (iters x num_seq per "
@@ -127,12 +141,12 @@ def run_self_training(ctx: StageContext, cfg: Any) -> dict[str, Any]:
             raise UserError(f"stage '{cfg.budget_from}' is a {spec.type} stage, not gift", f"stages.{ctx.name}.budget_from")
         g = spec.config
         n = n or g.iters * g.num_seq
-    problems, model, tokenizer, generator = _load(ctx, cfg)
+    problems, _, _, generator = _load(ctx, cfg)
     try:
         sft, stats = self_training(problems, gcfg, generator, ctx.stage.path,
                                    ExecConfig(**ctx.sandbox(cfg.timeout_s, cfg.memory_mb)), samples_per_problem=n)
     finally:
-        del generator, model
+        del generator
         gc.collect()
     if not sft:
         raise UserError(f"none of the {stats['samples']} samples passed its tests: nothing to train on",
