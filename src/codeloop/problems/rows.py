@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from codeloop.errors import UserError
-from codeloop.records import iter_jsonl
+from codeloop.records import iter_records, records_format
 
 FILE_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".parquet")
 _MISSING = object()
@@ -29,75 +29,12 @@ def is_file_source(source: str) -> bool:
 
 
 def iter_file_rows(path: str | os.PathLike[str]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(where, row) for each record of a JSONL(.gz), JSON (a list of objects) or Parquet file."""
+    """(where, row) for each record of a JSONL(.gz), JSON (a list of objects), Parquet file or a
+    `datasets` save_to_disk folder: codeloop's one records reader (`codeloop.records.iter_records`)."""
     p = Path(path).expanduser()
-    if not p.exists():
-        raise UserError("file not found", str(p))
-    if p.is_dir():
-        raise UserError("is a folder; give a .jsonl, .json or .parquet file", str(p))
-    name = p.name.lower()
-    if name.endswith(".parquet"):
-        yield from _parquet_rows(p)
-        return
-    if name.endswith((".json", ".json.gz")) or (not name.endswith((".jsonl", ".jsonl.gz"))
-                                                and _first_char(p) == "["):
-        yield from _json_rows(p)
-        return
-    for lineno, obj in iter_jsonl(p):
-        yield f"{p}:{lineno}", obj
-
-
-def _first_char(p: Path) -> str:
-    try:
-        with open(p, "rb") as fh:
-            return fh.read(4096).decode("utf-8", "ignore").lstrip()[:1]
-    except OSError as exc:
-        raise UserError(f"cannot read file: {exc}", str(p)) from None
-
-
-def _json_rows(p: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    import gzip
-
-    try:
-        if p.name.lower().endswith(".gz"):
-            with gzip.open(p, "rt", encoding="utf-8") as fh:
-                data = json.load(fh)
-        else:
-            with open(p, encoding="utf-8") as fh:
-                data = json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})", str(p)) from None
-    except (OSError, UnicodeDecodeError, EOFError) as exc:
-        raise UserError(f"cannot read file: {exc}", str(p)) from None
-    if isinstance(data, dict):
-        # One problem per file (APPS-style) or {split: [...]} / {"data": [...]}.
-        lists = [v for v in data.values() if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)]
-        data = lists[0] if len(lists) == 1 and len(data) == 1 else [data]
-    if not isinstance(data, list):
-        raise UserError(f"expected a JSON list of objects, got {type(data).__name__}", str(p))
-    for i, obj in enumerate(data):
-        where = f"{p}[{i}]"
-        if not isinstance(obj, dict):
-            raise UserError(f"expected a JSON object, got {type(obj).__name__}", where)
-        yield where, obj
-
-
-def _parquet_rows(p: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:  # pragma: no cover - pyarrow comes with `datasets`
-        from codeloop.errors import MissingDependency
-
-        raise MissingDependency("reading Parquet files", "pyarrow") from None
-    try:
-        pf = pq.ParquetFile(p)
-    except Exception as exc:  # pyarrow raises several types for a bad file
-        raise UserError(f"cannot read Parquet file: {exc}", str(p)) from None
-    i = 0
-    for batch in pf.iter_batches(batch_size=256):
-        for row in batch.to_pylist():
-            yield f"{p} row {i}", row
-            i += 1
+    json_list = records_format(p) == "json"
+    for n, obj in iter_records(p):
+        yield (f"{p}[{n - 1}]" if json_list else f"{p}:{n}"), obj
 
 
 def hub_offline() -> bool:

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from codeloop.errors import UserError
-from codeloop.records import atomic_write_text, iter_jsonl, write_jsonl
+from codeloop.records import atomic_write_text, in_format, iter_records, write_jsonl
 
 # Tried in order when no field names are given: the first pair present in the first record wins.
 FIELD_PAIRS = (("instruction", "response"), ("prompt", "completion"))
@@ -79,9 +79,7 @@ def check_records(numbered: Sequence[tuple[str, dict[str, Any]]], instruction_fi
 def read_instruction_jsonl(path: str | Path, instruction_field: str | None = None,
                            response_field: str | None = None) -> InstructionData:
     p = Path(path)
-    if not p.exists():
-        raise UserError("file not found", str(p))
-    numbered = [(f"{p}:{lineno}", rec) for lineno, rec in iter_jsonl(p)]
+    numbered = [(f"{p}:{n}", rec) for n, rec in iter_records(p)]  # JSONL, Parquet, a datasets folder...
     return check_records(numbered, instruction_field, response_field, str(p))
 
 
@@ -103,16 +101,19 @@ def stats_path_for(out: str | Path) -> Path:
     """S.jsonl -> S.stats.json (S.jsonl.gz -> S.stats.json)."""
     p = Path(out)
     name = p.name
-    for suffix in (".jsonl.gz", ".jsonl", ".json"):
+    for suffix in (".jsonl.gz", ".jsonl", ".json", ".parquet"):
         if name.endswith(suffix):
             name = name[: -len(suffix)]
             break
     return p.with_name(name + ".stats.json")
 
 
-def write_selection(result: SelectionResult, out: str | Path, stats_path: str | Path | None = None) -> Path:
-    """The kept records to `out` (atomic) and the stats JSON next to it; returns the stats path."""
-    write_jsonl(out, result.records)
+def write_selection(result: SelectionResult, out: str | Path, stats_path: str | Path | None = None,
+                    fmt: str = "codeloop") -> Path:
+    """The kept records to `out` (atomic; its name says the format) and the stats JSON next to it;
+    returns the stats path. `fmt` "trl": prompt/completion records TRL's SFTTrainer takes."""
+    write_jsonl(out, in_format(result.records, "sft", fmt, prompt_field=result.stats.get("instruction_field"),
+                               completion_field=result.stats.get("response_field")))
     sp = Path(stats_path) if stats_path else stats_path_for(out)
     atomic_write_text(sp, json.dumps(result.stats, indent=2, default=_json_default) + "\n")
     return sp
