@@ -221,6 +221,12 @@ SANDBOX_FIELDS: list[tuple[str, Any, Any]] = [
     ("memory_mb", int, option(1024, help="Memory of one execution, all its processes together (MiB).")),
 ]
 BATCH_FIELD = ("batch_size", int, option(8, help="Prompts per generation / scoring batch."))
+# The shape a producer of SFT records or DPO pairs writes (docs/records.md).
+OUTPUT_FORMATS = ("codeloop", "trl")
+FORMAT_FIELD = ("format", str, option("codeloop", choices=OUTPUT_FORMATS,
+                                      help="Record shape written: codeloop (every field: task_id, scores, "
+                                           "distance...) or trl (the keys TRL's SFTTrainer / DPOTrainer take: "
+                                           "prompt/completion, prompt/chosen/rejected; plus task_id)."))
 
 
 # Where sampling runs, for every step that generates (eval, pairs, gift, self_training, ...).

@@ -13,9 +13,11 @@ from codeloop.console import console, progress_bar, summary, warn
 def register(app: typer.Typer) -> None:
     @app.command("lintseq")
     def lintseq(
-        data: Path = typer.Option(..., "--data", help="JSONL(.gz) records holding a program."),
-        out: Path = typer.Option(..., "--out", help="Output JSONL: each input record plus `edits`, "
-                                                    "one line per edit sequence."),
+        data: Path = typer.Option(..., "--data", help="Records holding a program: JSONL(.gz), Parquet or a "
+                                                      "datasets folder."),
+        out: Path = typer.Option(..., "--out", help="Output (.jsonl, .jsonl.gz, .parquet): each input record "
+                                                    "plus `edits`, one line per edit sequence; with --sft, SFT "
+                                                    "records of the edits."),
         s: int = typer.Option(5, "-s", "--sequences", help="Edit sequences per program (paper: 5)."),
         field: Optional[str] = typer.Option(None, "--field", help="Field with the program "
                                             "(default: the first of code, completion, response)."),
@@ -30,6 +32,14 @@ def register(app: typer.Typer) -> None:
         rejects: Optional[Path] = typer.Option(None, "--rejects", help="Where rejected sequences go "
                                                "(default: OUT with .rejects.jsonl, only if any)."),
         limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N records."),
+        sft: bool = typer.Option(False, "--sft", help="Write SFT-ready records instead: prompt = the record's "
+                                 "instruction/prompt/description (--instruction-field), completion = the "
+                                 "edit-sequence text (what `codeloop train sft` then learns)."),
+        instruction_field: Optional[str] = typer.Option(None, "--instruction-field", help="With --sft: the field "
+                                                        "the prompt comes from (default: instruction, prompt or "
+                                                        "description)."),
+        fmt: str = typer.Option("codeloop", "--format", help="With --sft: codeloop (task_id, prompt, completion) "
+                                "or trl (the keys TRL's SFTTrainer takes); trl implies --sft."),
     ) -> None:
         """Refactor programs into sequences of linter-clean insertion edits (LintSeq).
 
@@ -40,12 +50,18 @@ def register(app: typer.Typer) -> None:
 
         from codeloop.errors import UserError
         from codeloop.methods.lintseq import LintSeqOptions, choose_field, lintseq_records
-        from codeloop.records import iter_jsonl, write_jsonl
+        from codeloop.methods.lintseq import sft_records_from_edits
+        from codeloop.records import check_records_output, in_format, iter_records, write_jsonl
+        from codeloop.steps import OUTPUT_FORMATS
 
         if s < 1:
             raise UserError("must be at least 1", "-s")
         if indent not in ("auto", "official"):
             raise UserError(f"'{indent}' is not one of: auto, official", "--indent")
+        if fmt not in OUTPUT_FORMATS:
+            raise UserError(f"must be one of {', '.join(OUTPUT_FORMATS)}, got {fmt!r}", "--format")
+        sft = sft or fmt == "trl"
+        check_records_output(out, "--out")
         error_set = tuple(e.strip() for e in errors.split(",") if e.strip())
         try:
             from codeloop.linting import LintConfig
@@ -55,7 +71,7 @@ def register(app: typer.Typer) -> None:
             raise UserError(str(exc), "--errors") from None
 
         records, linenos = [], []
-        for lineno, rec in iter_jsonl(data):
+        for lineno, rec in iter_records(data):
             name = choose_field(rec, field)
             if rec.get(name) is None or not isinstance(rec.get(name), str):
                 hint = "" if field else " (choose one with --field)"
@@ -75,7 +91,15 @@ def register(app: typer.Typer) -> None:
                                                  workers=n_workers, options=options, progress=advance)
             except ValueError as exc:
                 raise UserError(str(exc), "--errors") from None
-        write_jsonl(out, results)
+        if sft:
+            try:
+                written = in_format(sft_records_from_edits(results, instruction_field=instruction_field), "sft", fmt)
+            except KeyError as exc:
+                raise UserError(f"a record has no instruction field {exc} to be the SFT prompt (choose one with "
+                                "--instruction-field)", str(data)) from None
+        else:
+            written = results
+        write_jsonl(out, written)
         rejects_path = rejects or out.with_name(out.name.removesuffix(".gz").removesuffix(".jsonl")
                                                 + ".rejects.jsonl")
         if stats.rejects:

@@ -26,7 +26,7 @@ def _plot_path(out: Path, kind: str) -> Path:
 def _run(method: str, data: Path, out: Path, model: str, ratio: float, clusters: int, size: Optional[int],
          rounding: str, seed: int, n_init: int, embedder: str, instruction_field: Optional[str],
          response_field: Optional[str], template: str, batch_size: int, max_length: Optional[int],
-         dtype: str, device: str, adapter: Optional[str], plots: bool) -> None:
+         dtype: str, device: str, adapter: Optional[str], plots: bool, fmt: str = "codeloop") -> None:
     import time
 
     from codeloop.console import summary
@@ -36,6 +36,13 @@ def _run(method: str, data: Path, out: Path, model: str, ratio: float, clusters:
                              n_init=n_init, embedder=embedder, template=template, batch_size=batch_size,
                              max_length=max_length)
     config.validate()
+    from codeloop.errors import UserError
+    from codeloop.records import check_records_output
+    from codeloop.steps import OUTPUT_FORMATS
+
+    if fmt not in OUTPUT_FORMATS:
+        raise UserError(f"must be one of {', '.join(OUTPUT_FORMATS)}, got {fmt!r}", "--format")
+    check_records_output(out, "--out")
     records = cdas.read_instruction_jsonl(data, instruction_field, response_field)
     start = time.perf_counter()
     lm = tok = None
@@ -44,7 +51,7 @@ def _run(method: str, data: Path, out: Path, model: str, ratio: float, clusters:
 
         lm, tok = load_model(model, dtype=dtype, device=device, adapter=adapter)
     result = cdas.select_records(records, config, lm, tok, model_name=model if config.needs_model else "")
-    stats_file = cdas.write_selection(result, out)
+    stats_file = cdas.write_selection(result, out, fmt=fmt)
     made = []
     if plots:
         for kind, fn in (("ifd_hist", cdas.plot_ifd_histogram), ("clusters", cdas.plot_clusters)):
@@ -59,8 +66,10 @@ def _run(method: str, data: Path, out: Path, model: str, ratio: float, clusters:
 
 def _command(app: typer.Typer, method: str, doc: str) -> None:
     def command(
-        data: Path = typer.Option(..., "--data", "-d", help="JSONL of instruction/response records."),
-        out: Path = typer.Option(..., "--out", "-o", help="Where to write the kept records (JSONL)."),
+        data: Path = typer.Option(..., "--data", "-d", help="Instruction/response records: JSONL, Parquet or a "
+                                                                 "datasets folder."),
+        out: Path = typer.Option(..., "--out", "-o", help="Where to write the kept records: .jsonl, "
+                                                                  ".jsonl.gz or .parquet."),
         model: str = typer.Option("default", "--model", "-m",
                                   help="The model to be tuned (scores IFD): 'default', a local HF folder or a hub id."),
         ratio: float = declared_option(SelectStageConfig, "ratio"),
@@ -79,9 +88,10 @@ def _command(app: typer.Typer, method: str, doc: str) -> None:
         device: str = typer.Option("auto", "--device"),
         adapter: Optional[str] = typer.Option(None, "--adapter", help="PEFT (LoRA) adapter on the model."),
         plots: bool = typer.Option(True, "--plots/--no-plots", help="Write the IFD histogram and cluster plot."),
+        fmt: str = declared_option(SelectStageConfig, "format", "--format"),
     ) -> None:
         _run(method, data, out, model, ratio, clusters, size, rounding, seed, n_init, embedder, instruction_field,
-             response_field, template, batch_size, max_length, dtype, device, adapter, plots)
+             response_field, template, batch_size, max_length, dtype, device, adapter, plots, fmt)
 
     command.__doc__ = doc
     app.command(method)(command)

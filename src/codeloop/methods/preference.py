@@ -133,8 +133,9 @@ def pair_distances(model: Any, tokenizer: Any, pairs: list[Pair], length_normali
 
     if not pairs:
         return pairs
-    prompts = [p.prompt for p in pairs] * 2
-    completions = [p.chosen for p in pairs] + [p.rejected for p in pairs]
+    texts = [scoring_texts(tokenizer, p) for p in pairs]
+    prompts = [t[0] for t in texts] * 2
+    completions = [t[1] for t in texts] + [t[2] for t in texts]
     scores = completion_logprobs(model, tokenizer, prompts, completions, batch_size=batch_size)
     k = len(pairs)
     for i, p in enumerate(pairs):
@@ -145,6 +146,63 @@ def pair_distances(model: Any, tokenizer: Any, pairs: list[Pair], length_normali
         p.extra.update({"chosen_logprob": c.logprob, "rejected_logprob": r.logprob,
                         "chosen_tokens": c.n_tokens, "rejected_tokens": r.n_tokens})
     return pairs
+
+
+def scoring_texts(tokenizer: Any, pair: Pair) -> tuple[str, str, str]:
+    """(prompt, chosen, rejected) as the text the model scores. Strings as they are; TRL's
+    conversational pairs rendered with the tokenizer's chat template (the prompt with the
+    generation prompt, each answer as what the template adds after it), as DPO training sees them."""
+    if isinstance(pair.prompt, str) and isinstance(pair.chosen, str) and isinstance(pair.rejected, str):
+        return pair.prompt, pair.chosen, pair.rejected
+    if not getattr(tokenizer, "chat_template", None):
+        raise UserError(f"pair {pair.task_id!r} is conversational (message lists) and the model's tokenizer has no "
+                        "chat template to render it: use a model with one", "model")
+
+    def msgs(x: Any, role: str) -> list[dict[str, Any]]:
+        return x if isinstance(x, list) else [{"role": role, "content": x}]
+
+    prompt = tokenizer.apply_chat_template(msgs(pair.prompt, "user"), tokenize=False, add_generation_prompt=True)
+
+    def answer(x: Any) -> str:
+        full = tokenizer.apply_chat_template(msgs(pair.prompt, "user") + msgs(x, "assistant"), tokenize=False)
+        return full[len(prompt):] if full.startswith(prompt) else "".join(m["content"] for m in msgs(x, "assistant"))
+
+    return prompt, answer(pair.chosen), answer(pair.rejected)
+
+
+def read_pairs(path: Any) -> list[Pair]:
+    """Pairs from any records file, also pairs made elsewhere: `task_id` is optional (a pair
+    without one is named by its place, ``line-N`` / ``row-N``); strings or TRL's conversational shape."""
+    from codeloop.records import from_dict, iter_records, records_format
+
+    unit = "line" if records_format(path) == "jsonl" else "row"
+    pairs = []
+    for n, obj in iter_records(path):
+        if obj.get("task_id") is None:
+            obj = {**obj, "task_id": f"{unit}-{n}"}
+        pairs.append(from_dict(Pair, obj, f"{path}:{n}"))
+    return pairs
+
+
+def fill_distances(pairs: list[Pair], model_name: str | None, length_normalized: bool = False,
+                   batch_size: int = 8, where: str | None = None) -> int:
+    """Give the pairs that lack a `distance` one under `model_name` (the same log-prob distance
+    `codeloop pairs` computes, `pair_distances`). Returns how many were computed. Without a model,
+    pairs lacking a distance are a UserError that says to pass one."""
+    missing = [p for p in pairs if p.distance is None]
+    if not missing:
+        return 0
+    if not model_name:
+        raise UserError(f"{len(missing)} of {len(pairs)} pairs have no 'distance' (only `codeloop pairs` computes "
+                        "it): pass --model MODEL (recipe: model:) to compute it with the initial model", where)
+    from codeloop.models import load_model
+
+    model, tokenizer = load_model(model_name)
+    try:
+        pair_distances(model, tokenizer, missing, length_normalized, batch_size=batch_size)
+    finally:
+        del model
+    return len(missing)
 
 
 # -- steps 6-7: buckets and order ------------------------------------------------------------------
@@ -161,7 +219,8 @@ def assign_curriculum(pairs: list[Pair], cfg: PreferenceConfig) -> list[Pair]:
     [edge_{i-1}, edge_i) (the last one closed at the top). Returns the kept pairs in training order.
     """
     if any(p.distance is None for p in pairs):
-        raise UserError("every pair needs a 'distance' (run `codeloop pairs`, which computes it)", "distance")
+        raise UserError("every pair needs a 'distance' (`codeloop pairs` computes it; `codeloop curriculum --model "
+                        "MODEL` computes it for pairs made elsewhere)", "distance")
     if not pairs:
         return []
     d = [float(p.distance) for p in pairs]  # type: ignore[arg-type]

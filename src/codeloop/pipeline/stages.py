@@ -12,9 +12,9 @@ from typing import Any, Optional
 
 from codeloop.errors import UserError
 from codeloop.execution import ExecConfig
-from codeloop.records import Pair, read_jsonl, write_jsonl
-from codeloop.steps import (BATCH_FIELD, SANDBOX_FIELDS, Step, StepContext, derive, generation_fields,
-                            library_kwargs, option, problem_fields, run_fields)
+from codeloop.records import in_format, read_jsonl, write_jsonl
+from codeloop.steps import (BATCH_FIELD, FORMAT_FIELD, SANDBOX_FIELDS, Step, StepContext, derive, library_kwargs,
+                            generation_fields, option, problem_fields, run_fields)
 from codeloop.training.config import DPORunConfig, SFTRunConfig
 
 
@@ -88,15 +88,20 @@ def _check_preference(self: Any, where: str) -> None:
 
 PairsStageConfig = derive(
     "PairsStageConfig", _preference(), drop=_CURRICULUM_FIELDS + ("seed",),
-    extra=problem_fields("train") + run_fields("Sampling seed") + [BATCH_FIELD] + SANDBOX_FIELDS
+    extra=problem_fields("train") + run_fields("Sampling seed") + [BATCH_FIELD] + SANDBOX_FIELDS + [FORMAT_FIELD]
     + generation_fields(PAIRS_LOCAL),
     namespace={"check": _check_preference, "__module__": __name__})
 CurriculumStageConfig = derive(
     "CurriculumStageConfig", _preference(),
-    drop=[f.name for f in dataclasses.fields(_preference()) if f.name not in _CURRICULUM_FIELDS],
+    drop=[f.name for f in dataclasses.fields(_preference())
+          if f.name not in _CURRICULUM_FIELDS + ("length_normalized",)],
     extra=[("input", str, option(help="The pairs step (recipe: a stage name; command line: its folder or the "
-                                      "pairs file).", flags=("--pairs",))),
-           ("seed", Optional[int], option(None, help="Shuffle seed within buckets; default: the run's."))],
+                                      "pairs file: JSONL, Parquet, a datasets folder).", flags=("--pairs",))),
+           ("seed", Optional[int], option(None, help="Shuffle seed within buckets; default: the run's.")),
+           ("model", Optional[str], option(None, flags=("-m",), help="For pairs made elsewhere (no 'distance'): "
+                                                                    "the initial model that scores the log-prob "
+                                                                    "distance, as `codeloop pairs` does.")),
+           BATCH_FIELD, FORMAT_FIELD],
     namespace={"check": _check_preference, "__module__": __name__})
 
 
@@ -110,26 +115,30 @@ def run_pairs(ctx: StageContext, cfg: Any) -> dict[str, Any]:
                               model_name=ctx.model(cfg.model),
                               exec_config=ExecConfig(**ctx.sandbox(cfg.timeout_s, cfg.memory_mb)), batch_size=cfg.batch_size,
                               backend=cfg.backend, base_url=cfg.base_url, api_key=cfg.api_key)
-    write_jsonl(ctx.stage.path / "pairs.jsonl", pairs)
+    write_jsonl(ctx.stage.path / "pairs.jsonl", in_format(pairs, "pairs", cfg.format))
     return stats
 
 
 # -- curriculum (DPO method, steps 6-7) -------------------------------------------------------------
 
 def run_curriculum(ctx: StageContext, cfg: Any) -> dict[str, Any]:
-    from codeloop.methods.preference import PreferenceConfig, assign_curriculum, plot_distance_histogram
+    from codeloop.methods.preference import (PreferenceConfig, assign_curriculum, fill_distances,
+                                             plot_distance_histogram, read_pairs)
 
-    pairs = read_jsonl(ctx.output_file(cfg.input, "pairs.jsonl"), Pair)
+    source = ctx.output_file(cfg.input, "pairs.jsonl")
+    pairs = read_pairs(source)  # pairs made elsewhere too: task_id optional
+    scored = fill_distances(pairs, cfg.model, cfg.length_normalized, cfg.batch_size, where=str(source))
     pref = PreferenceConfig(bucket_edges=cfg.bucket_edges, drop_bottom=cfg.drop_bottom, direction=cfg.direction,
                             seed=ctx.seed(cfg.seed))
     ordered = assign_curriculum(pairs, pref)
-    write_jsonl(ctx.stage.path / "pairs.jsonl", ordered)
+    write_jsonl(ctx.stage.path / "pairs.jsonl", in_format(ordered, "pairs", cfg.format))
     if pairs:
         plot_distance_histogram(pairs, pref, ctx.stage.path / "distance_hist.png")
     counts: dict[str, int] = {}
     for p in ordered:
         counts[str(p.bucket)] = counts.get(str(p.bucket), 0) + 1
-    return {"pairs_in": len(pairs), "pairs_out": len(ordered), "buckets": counts, "direction": cfg.direction}
+    return {"pairs_in": len(pairs), "pairs_out": len(ordered), "buckets": counts, "direction": cfg.direction,
+            "distances_computed": scored}
 
 
 # -- training ---------------------------------------------------------------------------------------

@@ -16,9 +16,9 @@ from typing import Any, Optional
 
 from codeloop.errors import UserError
 from codeloop.pipeline.stages import StageContext, TrainSFTConfig
-from codeloop.steps import Step, derive, library_kwargs, option, problem_fields, run_fields
+from codeloop.steps import FORMAT_FIELD, Step, derive, library_kwargs, option, problem_fields, run_fields
 from codeloop.training.packing import LAYOUTS
-from codeloop.records import atomic_write_text, write_jsonl
+from codeloop.records import atomic_write_text, in_format, write_jsonl
 
 # -- sft_data ---------------------------------------------------------------------------------------
 
@@ -29,7 +29,7 @@ SFTDataStageConfig = derive(
     "SFTDataStageConfig", None, namespace={"__module__": __name__}, extra=problem_fields("train") + [
         ("instruction", str, option("auto", choices=INSTRUCTION_SOURCES,
                                     help="The instruction: the problem's description, its prompt, or auto (the "
-                                         "description when there is one, else the prompt)."))])
+                                         "description when there is one, else the prompt).")), FORMAT_FIELD])
 
 
 def problem_sft_record(problem: Any, instruction: str = "auto") -> dict[str, Any] | None:
@@ -60,7 +60,7 @@ def run_sft_data(ctx: StageContext, cfg: SFTDataStageConfig) -> dict[str, Any]:
     if not records:
         raise UserError(f"none of the {len(problems)} problems of '{cfg.problems}' has a reference solution "
                         "(canonical_solution)", f"stages.{ctx.name}.problems")
-    write_jsonl(ctx.stage.path / "sft.jsonl", records)
+    write_jsonl(ctx.stage.path / "sft.jsonl", in_format(records, "sft", cfg.format))
     return {"problems": len(problems), "records": len(records), "no_solution": len(problems) - len(records)}
 
 
@@ -93,7 +93,7 @@ SelectStageConfig = derive(
            ("instruction_field", Optional[str], option(None, help="The instruction field (default: found by "
                                                                   "name).")),
            ("response_field", Optional[str], option(None, help="The response field (default: found by name).")),
-           *run_fields("KMeans random_state / random baseline seed")])
+           *run_fields("KMeans random_state / random baseline seed"), FORMAT_FIELD])
 
 
 def _release_models() -> None:
@@ -126,7 +126,7 @@ def run_select(ctx: StageContext, cfg: Any) -> dict[str, Any]:
         del lm, tok
         _release_models()
     out = ctx.stage.path / "sft.jsonl"
-    cdas.write_selection(result, out, ctx.stage.path / "stats.json")
+    cdas.write_selection(result, out, ctx.stage.path / "stats.json", fmt=cfg.format)
     cdas.plot_ifd_histogram(result, ctx.stage.path / "ifd_hist.png")
     cdas.plot_clusters(result, ctx.stage.path / "clusters.png")
     s = result.stats

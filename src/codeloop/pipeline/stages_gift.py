@@ -19,9 +19,9 @@ from typing import Any, Optional
 from codeloop.errors import UserError
 from codeloop.execution import ExecConfig
 from codeloop.pipeline.stages import StageContext
-from codeloop.steps import (SANDBOX_FIELDS, Step, derive, generation_fields, library_kwargs, option, problem_fields,
-                            run_fields)
-from codeloop.records import atomic_write_text, write_jsonl
+from codeloop.steps import (FORMAT_FIELD, SANDBOX_FIELDS, Step, derive, generation_fields, library_kwargs, option,
+                            problem_fields, run_fields)
+from codeloop.records import atomic_write_text, in_format, write_jsonl
 
 
 def _gift_config() -> type:
@@ -42,7 +42,7 @@ GIFT_LOCAL = ("Each kept code's perplexity is scored by the model loaded here (a
 
 
 GiFTStageConfig = derive("GiFTStageConfig", _gift_config(), drop=("seed",),
-                         extra=problem_fields("train") + run_fields("Sampling seed") + SANDBOX_FIELDS
+                         extra=problem_fields("train") + run_fields("Sampling seed") + SANDBOX_FIELDS + [FORMAT_FIELD]
                          + generation_fields(GIFT_LOCAL),
                          namespace={"check": _check_gift, "__module__": __name__})
 
@@ -84,7 +84,7 @@ def run_gift(ctx: StageContext, cfg: Any) -> dict[str, Any]:
     if not sft:
         raise UserError(f"no code passed its tests in {gcfg.iters} rounds on {len(problems)} problems: nothing to "
                         "train on (more problems, rounds or samples, or an easier set)", f"stages.{ctx.name}")
-    write_jsonl(ctx.stage.path / "sft.jsonl", sft)
+    write_jsonl(ctx.stage.path / "sft.jsonl", in_format(sft, "sft", cfg.format))
     kept = _read_kept(ctx)
     write_jsonl(ctx.stage.path / "kept.jsonl", kept)
     atomic_write_text(ctx.stage.path / "chains.json", json.dumps(stats, indent=2, default=str) + "\n")
@@ -119,7 +119,7 @@ def _check_self_training(self: Any, where: str) -> None:
 SelfTrainingStageConfig = derive(
     "SelfTrainingStageConfig", _gift_config(),
     drop=[f.name for f in dataclasses.fields(_gift_config()) if f.name not in _SELF_TRAINING_KEEPS],
-    extra=problem_fields("train") + run_fields("Sampling seed") + SANDBOX_FIELDS + generation_fields() + [
+    extra=problem_fields("train") + run_fields("Sampling seed") + SANDBOX_FIELDS + [FORMAT_FIELD] + generation_fields() + [
         ("samples_per_problem", Optional[int], option(None, help="Codes sampled per problem (default: the "
                                                                 "budget_from step's iters x num_seq).")),
         ("budget_from", Optional[str], option(None, help="A gift step whose code budget (iters x num_seq per "
@@ -151,7 +151,7 @@ def run_self_training(ctx: StageContext, cfg: Any) -> dict[str, Any]:
     if not sft:
         raise UserError(f"none of the {stats['samples']} samples passed its tests: nothing to train on",
                         f"stages.{ctx.name}")
-    write_jsonl(ctx.stage.path / "sft.jsonl", sft)
+    write_jsonl(ctx.stage.path / "sft.jsonl", in_format(sft, "sft", cfg.format))
     return stats
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from codeloop.errors import UserError
 from codeloop.pipeline.stages import StageContext
-from codeloop.steps import Step, option
-from codeloop.records import atomic_write_text, read_jsonl, write_jsonl
+from codeloop.steps import FORMAT_FIELD, Step, option
+from codeloop.records import atomic_write_text, in_format, read_jsonl, write_jsonl
 
 
 @dataclass
@@ -22,6 +22,7 @@ class LintSeqStageConfig:
     s: int = option(5, flags=("--sequences",), help="Edit sequences per program (the paper's s).")
     seed: int | None = option(None, help="Seed of the edit sampling; default: the run's.")
     workers: int = option(2, help="Processes that lint in parallel.")
+    format: str = FORMAT_FIELD[2]
 
     def check(self, where: str) -> None:
         if not self.input:
@@ -40,7 +41,7 @@ def run_lintseq(ctx: StageContext, cfg: LintSeqStageConfig) -> dict[str, Any]:
                                         workers=cfg.workers)
     sft = sft_records_from_edits(with_edits, instruction_field=cfg.instruction_field)
     write_jsonl(ctx.stage.path / "edits.jsonl", with_edits)
-    write_jsonl(ctx.stage.path / "sft.jsonl", sft)
+    write_jsonl(ctx.stage.path / "sft.jsonl", in_format(sft, "sft", cfg.format))
     counts = stats.as_dict()
     atomic_write_text(ctx.stage.path / "lintseq_stats.json", json.dumps(counts, indent=2, default=str) + "\n")
     return {"programs": len(records), "sequences": len(sft),

@@ -30,7 +30,8 @@ from codeloop.errors import UserError
 from codeloop.records import atomic_write_text
 from codeloop.training.config import (DPORunConfig, SFTRunConfig, TrainResult, _RunConfig, cuda_available,
                                       flash_attn_installed, resolve_bf16)
-from codeloop.training.data import curriculum_order, fingerprint, load_dpo_pairs, load_sft_records
+from codeloop.training.data import (check_chat_template, curriculum_order, fingerprint, load_dpo_pairs,
+                                    load_sft_records, needs_chat_template, tokenize_messages)
 from codeloop.training.packing import FLASH_IMPLEMENTATIONS, DynamicPackCollator
 
 # fields that change where/how often things are written, not what is trained
@@ -46,7 +47,8 @@ def train_sft(records: list[dict] | str | os.PathLike, config: SFTRunConfig, *, 
               overwrite: bool = False) -> TrainResult:
     """Supervised fine-tuning with TRL's SFTTrainer; loss on the completion tokens only.
 
-    `records`: prompt/completion dicts (or instruction/response) or a JSONL path. `on_batch` sees
+    `records`: prompt/completion dicts (or instruction/response, TRL's conversational messages or
+    prompt/completion lists, or text), or a records file (JSONL, Parquet, a datasets folder). `on_batch` sees
     the tokenized examples of every batch in the order the dataloader feeds them to the model.
     """
     config.validate()
@@ -116,6 +118,8 @@ class _Run:
         lora = self.config.lora if self.config.lora is not None else not on_gpu
         bf16 = resolve_bf16(self.config.bf16)
         model, tokenizer = self._load_model()
+        if needs_chat_template(self.rows):
+            check_chat_template(tokenizer, self.config.model)
         self._set_attention(model, on_gpu)
         rows = curriculum_order(self.rows) if self.config.curriculum else self.rows
         args = self._trainer_args(on_gpu=on_gpu, bf16=bf16)
@@ -272,7 +276,12 @@ class _Run:
         if self.kind == "sft":
             from codeloop.training.trainers import CodeloopSFTTrainer
 
-            dataset = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
+            if "messages" in rows[0]:  # assistant turns through the chat template, tokenized here
+                dataset = Dataset.from_list([tokenize_messages(tokenizer, r["messages"]) for r in rows])
+            elif "text" in rows[0]:  # language modelling on the whole text
+                dataset = Dataset.from_list([{"text": r["text"]} for r in rows])
+            else:
+                dataset = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
             collator = None
             if c.packing not in ("none", "trl-bfd"):
                 collator = DynamicPackCollator(

@@ -212,12 +212,14 @@ def _instruction_of(record: dict, instruction_field: str | None) -> str:
 def sft_records_from_edits(records: Iterable[dict], instruction_field: str | None = None) -> list[dict]:
     """Prompt/completion records for SFT (loss on the completion): prompt = the instruction
     (`instruction_field`, else the first of instruction/prompt/description), completion = the
-    edits' diff text ending in STOP_SEQUENCE. Records without `edits` are skipped."""
+    edits' diff text ending in STOP_SEQUENCE (the task_id is kept when the record has one).
+    Records without `edits` are skipped."""
     out = []
     for rec in records:
         if rec.get("edits"):
-            out.append({"prompt": _instruction_of(rec, instruction_field),
-                        "completion": completion_text(rec["edits"])})
+            row = {"task_id": rec["task_id"]} if rec.get("task_id") is not None else {}
+            row.update(prompt=_instruction_of(rec, instruction_field), completion=completion_text(rec["edits"]))
+            out.append(row)
     return out
 
 
