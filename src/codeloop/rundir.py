@@ -8,7 +8,7 @@ A stage folder holds:
     metrics.json       written atomically when the stage finishes
     _DONE              written last, atomically; holds the config hash
 
-Rules (see ARCHITECTURE.md, "Run directory"):
+Rules (see README.md, "Run directory and resume"; record files: docs/records.md):
 - a stage whose `_DONE` carries the same config hash is skipped;
 - a stage killed part-way (no `_DONE`, same hash) resumes: the records already in its shards are
   kept, their keys are reported to the stage so it does only the rest, and a torn last line (a kill
