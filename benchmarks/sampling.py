@@ -1,94 +1,114 @@
-"""Sampling throughput of the `hf` backend against a naive per-sample `model.generate` loop.
+"""Sampling throughput of the `hf` backend: codeloop's own KV-cache loop against batched `model.generate`.
 
-Same model (the default, Gemma 3 270M, in the dtype `load_model` picks), same HumanEval prompts.
+Same model, same HumanEval prompts, same batch size, in one process, one mode after the other:
 
-  baseline   for each prompt, for each sample: model.generate(do_sample=True) with transformers'
-             default sampling (its generation config: top-k 50, temperature 1), batch size 1
-  hf-same    codeloop's hf backend, same distribution (temperature 1, top-k 50), no stops
-  hf-top-p   hf backend, temperature 0.8, top-p 0.95 (no top-k: the growing partial selection)
-  hf-stops   hf-top-p with the HumanEval stop strings (what `codeloop sample` does)
+  own      HFGenerator(loop="own"): codeloop's decode loop (each distinct prompt prefilled once,
+           finished rows leave the batch)
+  generate HFGenerator(loop="generate"), the default: batched, left-padded ``model.generate`` with
+           codeloop's token chooser (logits processor) and stop strings (stopping criterion)
 
-tokens/s = generated tokens (EOS excluded) / wall time. Every mode runs in this process, one after
-the other. On a machine shared with other work, wall time swings with the neighbours' load, so
-tokens per CPU-second of this process (``time.process_time``, all threads) is printed too: the
-work each mode needs, independent of how much CPU it was given.
+for each sampling setting:
 
-Run:  .venv/bin/python benchmarks/sampling.py [--prompts 4] [--n 2] [--max-new-tokens 64]
-Speed depends on the machine and its load (the dev machine is shared): compare ratios within one run.
+  greedy     temperature 0, no stops
+  top-p      temperature 0.8, top-p 0.95, no stops
+  stops      top-p with the HumanEval stop strings (what `codeloop sample` does)
+
+tokens/s = kept tokens (EOS excluded, stop-trimmed) / wall time; tokens per CPU-second of this
+process (``time.process_time``, all threads) too: the work each mode needs, independent of how
+much CPU a shared machine gave it. The ratio column is generate / own for the same setting.
+
+Check: in fp32 (``--dtype fp32``, the default here) greedy outputs of the two loops must be
+token-identical; the script says so, or lists the rows that differ, and exits 1 when they do.
+
+Run:  .venv/bin/python benchmarks/sampling.py [--model default] [--prompts 8] [--n 4] \\
+          [--max-new-tokens 128] [--batch-size 16] [--dtype fp32] [--repeats 1]
+Compare ratios within one run; run it alone on the machine for wall-time figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("CODELOOP_QUIET", "1")
 
+SETTINGS = {
+    "greedy": dict(temperature=0.0, top_k=0, top_p=1.0, default_stops=False, n=1),
+    "top-p": dict(temperature=0.8, top_k=0, top_p=0.95, default_stops=False),
+    "stops": dict(temperature=0.8, top_k=0, top_p=0.95, default_stops=True),
+}
+LOOPS = ("own", "generate")
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="default")
-    ap.add_argument("--prompts", type=int, default=4)
-    ap.add_argument("--n", type=int, default=2)
-    ap.add_argument("--max-new-tokens", type=int, default=64)
-    ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--dtype", default="auto")
+    ap.add_argument("--prompts", type=int, default=8)
+    ap.add_argument("--n", type=int, default=4, help="samples per prompt (greedy: 1)")
+    ap.add_argument("--max-new-tokens", type=int, default=128)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--dtype", default="fp32", help="fp32 for the greedy identity check; auto/bf16 for speed")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--repeats", type=int, default=1, help="runs per mode; the best wall time is kept")
+    ap.add_argument("--settings", default=",".join(SETTINGS), help="comma list of: " + ", ".join(SETTINGS))
     args = ap.parse_args()
 
     import torch
 
     from codeloop.generation import GenerationParams, HFGenerator, generate
-    from codeloop.models import encode_prompt, load_model
+    from codeloop.models import load_model
     from codeloop.problems import load_problems
 
     t0 = time.perf_counter()
-    model, tok = load_model(args.model, dtype=args.dtype)
-    print(f"model {args.model}: {type(model).__name__} {next(model.parameters()).dtype}, "
-          f"loaded in {time.perf_counter() - t0:.1f}s; torch threads {torch.get_num_threads()}")
+    model, tok = load_model(args.model, dtype=args.dtype, device=args.device)
+    print(f"model {args.model}: {type(model).__name__} {next(model.parameters()).dtype} on "
+          f"{next(model.parameters()).device}, loaded in {time.perf_counter() - t0:.1f}s; "
+          f"torch threads {torch.get_num_threads()}")
     problems = load_problems("humaneval", limit=args.prompts)
-    gen = HFGenerator(model, tok, name=args.model)
-    rows = []
-    print(f"{args.prompts} HumanEval prompts x {args.n} samples, max {args.max_new_tokens} new tokens, "
-          f"batch {args.batch_size}")
-    print(f"{'mode':30s} {'tokens':>6s} {'wall s':>7s} {'tok/s':>6s} {'ratio':>7s} "
-          f"{'cpu s':>7s} {'tok/cpu-s':>7s} {'ratio':>7s}", flush=True)
+    gens = {loop: HFGenerator(model, tok, name=args.model, loop=loop) for loop in LOOPS}
+    print(f"{len(problems)} HumanEval prompts x {args.n} samples, max {args.max_new_tokens} new tokens, "
+          f"batch {args.batch_size}, best of {args.repeats}")
+    print(f"{'setting':8s} {'loop':9s} {'tokens':>7s} {'wall s':>8s} {'tok/s':>8s} {'cpu s':>8s} "
+          f"{'tok/cpu-s':>9s} {'gen/own':>8s}", flush=True)
 
-    # Baseline: one model.generate call per sample, transformers' default sampling.
-    torch.manual_seed(0)
-    tokens, start, cpu = 0, time.perf_counter(), time.process_time()
-    with torch.inference_mode():
-        for p in problems:
-            ids = torch.tensor([encode_prompt(tok, p.prompt)])
-            for _ in range(args.n):
-                out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=True,
-                                     max_new_tokens=args.max_new_tokens, pad_token_id=tok.pad_token_id)
-                new = out[0, ids.shape[1]:].tolist()
-                tokens += sum(1 for t in new if t not in gen.eos_ids and t != tok.pad_token_id)
-    rows.append(("baseline (generate, bs 1)", tokens, time.perf_counter() - start, time.process_time() - cpu))
-    report(rows[-1], rows[0])
+    greedy_out = {}
+    for setting in [s.strip() for s in args.settings.split(",") if s.strip()]:
+        kw = dict(SETTINGS[setting])
+        n = kw.pop("n", args.n)
+        params = GenerationParams(n=n, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=0, **kw)
+        rates = {}
+        for loop in LOOPS:
+            best = None
+            for _ in range(args.repeats):
+                if torch.cuda.is_available():
+                    torch.cuda.synchronize()
+                start, cpu = time.perf_counter(), time.process_time()
+                samples = generate(problems, params, generator=gens[loop])
+                if torch.cuda.is_available():
+                    torch.cuda.synchronize()
+                wall, cpu_s = time.perf_counter() - start, time.process_time() - cpu
+                if best is None or wall < best[1]:
+                    best = (sum(s.n_tokens or 0 for s in samples), wall, cpu_s, samples)
+            tokens, wall, cpu_s, samples = best
+            rates[loop] = tokens / wall if wall else 0.0
+            ratio = f"{rates['generate'] / rates['own']:7.2f}x" if loop == "generate" and rates.get("own") else ""
+            print(f"{setting:8s} {loop:9s} {tokens:7d} {wall:8.2f} {rates[loop]:8.1f} {cpu_s:8.2f} "
+                  f"{tokens / cpu_s if cpu_s else 0.0:9.1f} {ratio:>8s}", flush=True)
+            if setting == "greedy":
+                greedy_out[loop] = [(s.task_id, s.completion) for s in samples]
 
-    modes = [
-        ("hf-same (T=1, top-k 50)", dict(temperature=1.0, top_k=50, top_p=1.0, default_stops=False)),
-        ("hf-top-p (T=0.8, top-p .95)", dict(temperature=0.8, top_k=0, top_p=0.95, default_stops=False)),
-        ("hf-stops (+HumanEval stops)", dict(temperature=0.8, top_k=0, top_p=0.95, default_stops=True)),
-    ]
-    for name, kw in modes:
-        params = GenerationParams(n=args.n, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-                                  seed=0, **kw)
-        start, cpu = time.perf_counter(), time.process_time()
-        samples = generate(problems, params, generator=gen)
-        rows.append((name, sum(s.n_tokens or 0 for s in samples), time.perf_counter() - start,
-                     time.process_time() - cpu))
-        report(rows[-1], rows[0])
-
-
-def report(row, base) -> None:
-    name, n_tok, secs, cpu = row
-    rate, cpu_rate = n_tok / secs, n_tok / cpu
-    print(f"{name:30s} {n_tok:6d} {secs:7.1f} {rate:6.1f} {rate / (base[1] / base[2]):6.2f}x "
-          f"{cpu:7.1f} {cpu_rate:7.1f} {cpu_rate / (base[1] / base[3]):6.2f}x", flush=True)
+    if greedy_out:
+        differ = [a[0] for a, b in zip(greedy_out["own"], greedy_out["generate"]) if a != b]
+        if differ:
+            print(f"greedy outputs DIFFER between the loops on {len(differ)} of {len(greedy_out['own'])} prompts: "
+                  f"{', '.join(differ[:8])}" + (" (expected identical in fp32)" if args.dtype == "fp32" else ""))
+            if args.dtype == "fp32":
+                sys.exit(1)
+        else:
+            print(f"greedy outputs identical between the loops on all {len(greedy_out['own'])} prompts")
 
 
 if __name__ == "__main__":

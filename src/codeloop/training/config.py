@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,9 +74,29 @@ class _RunConfig:
             raise UserError("set epochs > 0 or max_steps > 0", f"{where}.epochs")
         if self.learning_rate <= 0:
             raise UserError("must be > 0", f"{where}.learning_rate")
+        for name in report_targets(self.report_to):
+            module, pip = REPORT_PACKAGES.get(name, (None, None))
+            if module and importlib.util.find_spec(module) is None:
+                raise UserError(f"report_to {name} needs the '{module}' package: pip install {pip}",
+                                f"{where}.report_to")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# report_to targets (transformers integrations) -> (module, pip line). tensorboard is not here: the
+# default, it falls back to metrics.jsonl with a warning when missing (training/run.py).
+REPORT_PACKAGES = {"wandb": ("wandb", "wandb"), "mlflow": ("mlflow", "mlflow"), "comet_ml": ("comet_ml", "comet-ml"),
+                   "clearml": ("clearml", "clearml"), "dvclive": ("dvclive", "dvclive"),
+                   "trackio": ("trackio", "trackio"), "swanlab": ("swanlab", "swanlab"),
+                   "neptune": ("neptune", "neptune"), "codecarbon": ("codecarbon", "codecarbon")}
+
+
+def report_targets(report_to: list[str] | str) -> list[str]:
+    """`report_to` as a list of names ("wandb,tensorboard" and ["wandb"] alike), without none."""
+    items = [report_to] if isinstance(report_to, str) else list(report_to)
+    names = [n.strip() for item in items for n in str(item).split(",")]
+    return [n for n in names if n and n != "none"]
 
 
 @dataclass

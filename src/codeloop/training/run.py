@@ -28,6 +28,8 @@ from typing import Any, Callable
 from codeloop.console import console, warn
 from codeloop.errors import UserError
 from codeloop.records import atomic_write_text
+from codeloop.models import peft_deprecations_quiet
+from codeloop.training.config import report_targets
 from codeloop.training.config import (DPORunConfig, SFTRunConfig, TrainResult, _RunConfig, cuda_available,
                                       flash_attn_installed, resolve_bf16)
 from codeloop.training.data import (check_chat_template, curriculum_order, fingerprint, load_dpo_pairs,
@@ -133,7 +135,8 @@ class _Run:
         throughput = ThroughputCallback()
         callbacks = [throughput, MetricsJsonlCallback(self.run_dir / "metrics.jsonl")]
         with _tensorboard_dir(self.run_dir / "tensorboard"):
-            trainer = self._build_trainer(model, tokenizer, rows, args, peft_config, callbacks, lora)
+            with peft_deprecations_quiet():  # TRL wraps the model with peft here
+                trainer = self._build_trainer(model, tokenizer, rows, args, peft_config, callbacks, lora)
             if len(trainer.train_dataset) == 0:  # TRL drops examples whose prompt fills max_length
                 raise UserError(f"none of the {len(rows)} records fits in max_length={self.config.max_length} "
                                 "tokens (each prompt alone is that long); raise max_length", "max_length")
@@ -230,8 +233,7 @@ class _Run:
 
     def _common_args(self, on_gpu: bool, bf16: bool) -> dict[str, Any]:
         c = self.config
-        report_to = [c.report_to] if isinstance(c.report_to, str) else list(c.report_to)
-        report_to = [r for r in report_to if r and r != "none"]
+        report_to = report_targets(c.report_to)  # wandb & co were checked importable by validate()
         if "tensorboard" in report_to:
             try:
                 import tensorboard  # noqa: F401
@@ -242,7 +244,7 @@ class _Run:
         return dict(
             output_dir=str(self.ckpt_dir), per_device_train_batch_size=c.per_device_batch_size,
             gradient_accumulation_steps=c.grad_accum, learning_rate=c.learning_rate, num_train_epochs=c.epochs,
-            max_steps=c.max_steps, bf16=bf16, use_cpu=not on_gpu, gradient_checkpointing=gc,
+            max_steps=c.max_steps, bf16=bf16, use_cpu=not on_gpu, **{_checkpointing_arg(): gc},
             save_strategy="steps", save_steps=c.save_steps, save_total_limit=c.save_total_limit,
             logging_steps=c.logging_steps, seed=c.seed, data_seed=c.seed, report_to=report_to or "none",
             max_length=c.max_length, warmup_steps=c.warmup, lr_scheduler_type=c.lr_scheduler_type,
@@ -317,6 +319,17 @@ class _Run:
             os.replace(tmp, final)
         trainer.accelerator.wait_for_everyone()
         return final
+
+
+def _checkpointing_arg() -> str:
+    """transformers 5 renamed TrainingArguments.gradient_checkpointing (a deprecated alias that warns)
+    to activation_checkpointing."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
 
 
 @contextlib.contextmanager
