@@ -14,7 +14,6 @@ import warnings
 import typer
 
 from codeloop import __version__
-from codeloop.console import console
 from codeloop.errors import UserError
 
 app = typer.Typer(
@@ -54,8 +53,15 @@ for _name in COMMAND_MODULES:
     _mod.register(app)
 
 
+INTERRUPTED = ("interrupted (Ctrl-C): finished work is kept; rerun the same command to resume")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: user mistakes end in one clear message and exit code 2, never a traceback."""
+    """Entry point: user mistakes end in one clear line and exit code 2, never a traceback; Ctrl-C
+    ends in one line and exit code 130 (what a shell reports for SIGINT), so a pipeline stops."""
+    from codeloop.commands.steps import remember_argv
+    from codeloop.console import error_line
+
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # codeloop draws its own progress bars; the libraries' per-file / per-map bars are noise here.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -63,30 +69,59 @@ def main(argv: list[str] | None = None) -> int:
     # Deprecation notices that libraries raise about each other's APIs are not the user's to act on.
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    args = list(sys.argv[1:] if argv is None else argv)
+    remember_argv(args)
     try:
-        app(args=argv, standalone_mode=False)
+        rv = app(args=args, standalone_mode=False)
     except UserError as exc:
-        from rich.markup import escape  # user text (a task_id, a path) is not markup
-
-        where = f"[bold]{escape(exc.where)}[/]: " if exc.where else ""
-        console.print(f"[bold red]error:[/] {where}{escape(exc.message)}", markup=True, soft_wrap=True)
+        error_line(exc.message, exc.where)
         return 2
     except typer.Exit as exc:
-        return exc.exit_code
-    except typer.Abort:
-        console.print("[bold red]aborted[/]")
-        return 130
-    except KeyboardInterrupt:
-        console.print("[bold red]interrupted[/]")
-        return 130
+        return _exit_code(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        return _exit_code(130)
+    except OSError as exc:
+        # A path the user named cannot be written or read (permissions, a file where a folder is
+        # needed, a full disk): one line naming the path, not a traceback.
+        import errno
+
+        if not (isinstance(exc, (PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError))
+                or exc.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT)):
+            raise
+        error_line(exc.strerror or str(exc), str(exc.filename) if exc.filename is not None else None)
+        return 2
     except Exception as exc:  # click usage errors carry their own exit code (2)
         import click
 
         if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
+            return _usage_error(exc)
         raise
-    return 0
+    # In non-standalone mode typer *returns* the exit code of a `typer.Exit` (and turns Ctrl-C
+    # into Exit(130)); commands themselves return None.
+    return _exit_code(rv) if isinstance(rv, int) and not isinstance(rv, bool) else 0
+
+
+def _exit_code(code: int) -> int:
+    from codeloop.console import console
+
+    if code == 130:
+        console.print(f"[bold red]{INTERRUPTED}[/]", soft_wrap=True)
+    return code
+
+
+def _usage_error(exc: Exception) -> int:
+    """A click usage error (unknown flag, bad value) as one line naming the flag; exit code 2."""
+    from codeloop.console import error_line
+
+    import click
+
+    if type(exc).__name__ == "NoArgsIsHelpError" or not isinstance(exc, click.UsageError):
+        exc.show()  # type: ignore[attr-defined]  # `codeloop train`: the group's help, as before
+        return int(getattr(exc, "exit_code", 2))
+    ctx = getattr(exc, "ctx", None)
+    hint = f" (see `{ctx.command_path} --help`)" if ctx is not None and ctx.command_path else ""
+    error_line(exc.format_message() + hint)
+    return int(getattr(exc, "exit_code", 2) or 2)
 
 
 if __name__ == "__main__":

@@ -7,11 +7,15 @@ from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator, TypeVar
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
 # soft_wrap: log lines stay whole when output goes to a file or a pipe (no hard wraps at 80 columns)
+# Progress, logs, warnings and the summary line go to stderr; tables (what a user may redirect into a
+# file: `codeloop passk r.jsonl > t.txt`) go to stdout through `show`.
 console = Console(stderr=True, highlight=False, soft_wrap=True)
+stdout = Console(highlight=False, soft_wrap=True)
 T = TypeVar("T")
 
 
@@ -61,10 +65,21 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
             advance()
 
 
+def show(renderable: object) -> None:
+    """A table (or any result a user may capture) on stdout."""
+    stdout.print(renderable)
+
+
 def summary(text: str) -> None:
-    """The one-line summary every command ends with."""
-    console.print(f"[bold green]✓[/] {text}")
+    """The one-line summary every command ends with (stderr). `text` is plain: `[vllm]` stays."""
+    console.print(f"[bold green]✓[/] {escape(text)}")
 
 
 def warn(text: str) -> None:
-    console.print(f"[bold yellow]warning:[/] {text}")
+    console.print(f"[bold yellow]warning:[/] {escape(text)}")
+
+
+def error_line(text: str, where: str | None = None) -> None:
+    """The one line a failed command ends with (stderr); plain text, never markup."""
+    head = f"[bold]{escape(where)}[/]: " if where else ""
+    console.print(f"[bold red]error:[/] {head}{escape(text)}", soft_wrap=True)

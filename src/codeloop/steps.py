@@ -37,11 +37,13 @@ KINDS = {
 
 def option(default: Any = MISSING, *, help: str, choices: Iterable[Any] | None = None,  # noqa: A002
            flags: Iterable[str] = (), aliases: Iterable[str] = (), default_factory: Any = MISSING,
-           cli: bool = True) -> Any:
+           cli: bool = True, min: float | None = None, gt: float | None = None) -> Any:  # noqa: A002
     """A config field declared once: its default, its help, its allowed values, the extra CLI flags
-    (e.g. ``--lr``) and the other names a recipe or `--config` file may use for it."""
+    (e.g. ``--lr``) and the other names a recipe or `--config` file may use for it. ``min`` (at
+    least) and ``gt`` (greater than) bound a number: `build_config` refuses a value outside, so a
+    recipe, a `--config` file and the command line get the same check (every item of a list)."""
     meta = {"help": help, "choices": tuple(choices) if choices is not None else None,
-            "flags": tuple(flags), "aliases": tuple(aliases), "cli": cli}
+            "flags": tuple(flags), "aliases": tuple(aliases), "cli": cli, "min": min, "gt": gt}
     if default_factory is not MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -153,6 +155,7 @@ def build_config(cls: type, values: dict[str, Any], where: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     names = field_names(cls)
     kwargs: dict[str, Any] = {}
+    written: dict[str, str] = {}  # field -> the name the user gave it (its own or an alias)
     for key, value in values.items():
         if key not in names:
             raise UserError(f"unknown key '{key}'{suggest(key, fields)}", f"{where}.{key}")
@@ -168,7 +171,9 @@ def build_config(cls: type, values: dict[str, Any], where: str) -> Any:
         choices = fields[name].metadata.get("choices")
         if choices and value is not None and value not in choices:
             raise UserError(f"must be one of {', '.join(map(str, choices))}, got {value!r}", f"{where}.{key}")
+        check_bounds(fields[name], value, f"{where}.{key}")
         kwargs[name] = value
+        written[name] = key
     missing = [n for n, f in fields.items() if f.default is MISSING and f.default_factory is MISSING  # type: ignore[misc]
                and n not in kwargs]
     if missing:
@@ -176,8 +181,28 @@ def build_config(cls: type, values: dict[str, Any], where: str) -> Any:
     cfg = cls(**kwargs)
     check = getattr(cfg, "check", None)
     if check is not None:
-        check(where)
+        try:
+            check(where)
+        except UserError as exc:  # name the key as the user wrote it (an alias), not the field
+            head, dot, last = (exc.where or "").rpartition(".")
+            if dot and head == where and last in written:
+                raise UserError(exc.message, f"{where}.{written[last]}") from None
+            raise
     return cfg
+
+
+def check_bounds(f: Any, value: Any, where: str) -> None:
+    """The field's declared `min` / `gt` (an int or float, or each item of a list of them)."""
+    low, above = f.metadata.get("min"), f.metadata.get("gt")
+    if low is None and above is None:
+        return
+    for v in value if isinstance(value, (list, tuple)) else [value]:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if low is not None and v < low:
+            raise UserError(f"must be at least {low:g}, got {v!r}", where)
+        if above is not None and v <= above:
+            raise UserError(f"must be greater than {above:g}, got {v!r}", where)
 
 
 def describe(cls: type) -> list[dict[str, Any]]:
@@ -203,7 +228,7 @@ def problem_fields(split: str | None = "train") -> list[tuple[str, Any, Any]]:
         ("problems", str, option("easy", flags=("-p",), help="Problem set: easy, humaneval, mbpp:PATH, apps:PATH, "
                                                             "jsonl:PATH, ... (`codeloop problems list`).")),
         ("split", typing.Optional[str], option(split, help="Split of the problem set (null: all of it).")),
-        ("limit", typing.Optional[int], option(None, help="Only the first N problems.")),
+        ("limit", typing.Optional[int], option(None, min=1, help="Only the first N problems.")),
     ]
 
 
@@ -216,11 +241,11 @@ def run_fields(seed_help: str = "Seed") -> list[tuple[str, Any, Any]]:
 
 
 SANDBOX_FIELDS: list[tuple[str, Any, Any]] = [
-    ("timeout_s", float, option(10.0, flags=("--timeout",),
+    ("timeout_s", float, option(10.0, flags=("--timeout",), gt=0,
                                 help="Seconds per execution (per test case for stdin/stdout problems).")),
-    ("memory_mb", int, option(1024, help="Memory of one execution, all its processes together (MiB).")),
+    ("memory_mb", int, option(1024, min=64, help="Memory of one execution, all its processes together (MiB).")),
 ]
-BATCH_FIELD = ("batch_size", int, option(8, help="Prompts per generation / scoring batch."))
+BATCH_FIELD = ("batch_size", int, option(8, min=1, help="Prompts per generation / scoring batch."))
 # The shape a producer of SFT records or DPO pairs writes (docs/records.md).
 OUTPUT_FORMATS = ("codeloop", "trl")
 FORMAT_FIELD = ("format", str, option("codeloop", choices=OUTPUT_FORMATS,

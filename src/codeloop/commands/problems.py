@@ -8,7 +8,8 @@ from typing import Any, Optional
 import click
 import typer
 
-from codeloop.console import console, summary
+from codeloop.console import show as show_table
+from codeloop.console import stdout, summary
 
 
 def register(app: typer.Typer) -> None:
@@ -29,15 +30,16 @@ def register(app: typer.Typer) -> None:
         for ps in problem_sets():
             table.add_row(ps.name + (":PATH" if ps.needs_source else ""), ", ".join(ps.splits) or "-",
                           ps.summary)
-        console.print(table)
+        show_table(table)
         summary(f"{len(problem_sets())} problem sets")
 
     @problems_app.command("show")
     def show(spec: str = typer.Argument(..., help="Problem set, e.g. humaneval, easy, mbpp:PATH."),
              task_id: Optional[str] = typer.Argument(None, help="One task to print in full."),
              split: Optional[str] = typer.Option(None, help="Split (e.g. train/test)."),
-             limit: int = typer.Option(5, help="How many problems to list.")) -> None:
+             limit: int = typer.Option(5, min=1, help="How many problems to list.")) -> None:
         """Show a problem set's first problems, or one problem in full."""
+        from rich.markup import escape
         from rich.syntax import Syntax
 
         from codeloop.errors import UserError
@@ -49,25 +51,25 @@ def register(app: typer.Typer) -> None:
             if not match:
                 raise UserError(f"no task '{task_id}' in {spec}", "TASK_ID")
             p = match[0]
-            console.rule(p.task_id)
-            console.print(Syntax(p.prompt + p.canonical_solution, "python"))
+            stdout.rule(p.task_id)
+            stdout.print(Syntax(p.prompt + p.canonical_solution, "python"))
             if p.test:
-                console.rule("test")
-                console.print(Syntax(p.test, "python"))
+                stdout.rule("test")
+                stdout.print(Syntax(p.test, "python"))
             for t in p.io_tests[:3]:
-                console.print({"input": t.get("input"), "output": t.get("output")})
+                stdout.print({"input": t.get("input"), "output": t.get("output")})
             summary(f"{p.task_id} from {spec}")
             return
         for p in problems[:limit]:
             first = (p.description or p.prompt).strip().splitlines()[0][:100] if (p.description or p.prompt) else ""
-            console.print(f"[bold]{p.task_id}[/]  {first}")
+            stdout.print(f"[bold]{escape(p.task_id)}[/]  {escape(first)}")
         summary(f"{len(problems)} problems in {spec}" + (f" ({split})" if split else ""))
 
     @problems_app.command("export")
     def export(spec: str = typer.Argument(..., help="Problem set, e.g. humaneval, easy, mbpp:PATH."),
                out: Path = typer.Option(..., "-o", "--out", help="Output: .jsonl, .jsonl.gz or .parquet."),
                split: Optional[str] = typer.Option(None, help="Split (e.g. train/test)."),
-               limit: Optional[int] = typer.Option(None, help="Keep only the first N problems.")) -> None:
+               limit: Optional[int] = typer.Option(None, min=1, help="Keep only the first N problems.")) -> None:
         """Write a problem set as codeloop Problem records (JSONL)."""
         from codeloop.problems import load_problems
         from codeloop.records import check_records_output, write_jsonl
@@ -81,13 +83,12 @@ def register(app: typer.Typer) -> None:
     @problems_app.command("check")
     def check(spec: str = typer.Argument(..., help="Problem set, e.g. humaneval, easy, mbpp:PATH."),
               split: Optional[str] = typer.Option(None, help="Split (e.g. train/test)."),
-              limit: Optional[int] = typer.Option(None, help="Check only the first N problems."),
-              workers: Optional[int] = typer.Option(None, help="Sandbox workers (default: CPU count)."),
-              timeout: float = typer.Option(10.0, "--timeout", help="Seconds per program (per test case for "
+              limit: Optional[int] = typer.Option(None, min=1, help="Check only the first N problems."),
+              workers: Optional[int] = typer.Option(None, min=1, help="Sandbox workers (default: CPU count)."),
+              timeout: float = typer.Option(10.0, "--timeout", min=0.001, help="Seconds per program (per test case for "
                                                                     "stdin/stdout).")) -> None:
         """Check a problem set's tests: each reference solution must pass, a do-nothing program must
         not, and the tests must execute at least one assertion. Exit 1 if any problem is flagged."""
-        from rich.console import Console
         from rich.table import Table
 
         from codeloop.execution import ExecConfig, execute_samples
@@ -124,7 +125,7 @@ def register(app: typer.Typer) -> None:
                 table.add_column(col, overflow="fold")
             for row in rows:
                 table.add_row(*row)
-            Console(highlight=False, soft_wrap=True).print(table)
+            show_table(table)
         summary(f"{flagged} of {len(problems)} problems flagged in {spec}" + (f" ({split})" if split else ""))
         if flagged:
             raise _Flagged()

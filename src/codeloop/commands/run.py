@@ -8,25 +8,38 @@ from typing import List, Optional
 import typer
 
 from codeloop.console import console, summary
+from codeloop.console import show as show_table
 
 
 def register(app: typer.Typer) -> None:
     @app.command("run")
     def run(recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/)."),
             overrides: Optional[List[str]] = typer.Argument(None, help="KEY=VALUE overrides, e.g. model=PATH "
-                                                                      "stages.pairs.n=8 vars.limit=16."),
+                                                                      "stages.pairs.n=8 vars.limit=16; "
+                                                                      "seed=0,1,2 (also model=A,B, vars.X=a,b) "
+                                                                      "is a sweep: one run per value "
+                                                                      "(runs/NAME-seed0, ...) and a pooled "
+                                                                      "report in runs/NAME-sweep/."),
             runs_dir: Optional[Path] = typer.Option(None, help="Where run folders live (default: the recipe's "
                                                                "runs_dir, else ./runs)."),
             no_report: bool = typer.Option(False, help="Skip writing report.html at the end.")) -> None:
         """Run a recipe: its stages in order in runs/NAME/, skipping finished stages with the same
         config and resuming a killed one. Ends with the report and the before/after pass@1."""
-        from codeloop.pipeline.recipe import load_recipe
-        from codeloop.pipeline.runner import run_recipe
+        from codeloop.pipeline.recipe import expand_sweep, load_recipe, split_sweep_overrides
+        from codeloop.pipeline.runner import run_recipe, run_sweep
 
-        rec = load_recipe(recipe, overrides or [])
+        plain, sweep = split_sweep_overrides(list(overrides or []))
+        rec = load_recipe(recipe, plain)
+        sweep = {**{k: v for k, v in rec.sweep.items() if k not in sweep}, **sweep}
+        if sweep:
+            runs = expand_sweep(recipe, plain, sweep)  # every run validated before the first one moves
+            report = run_sweep(rec, runs, sweep, runs_dir, write_report=not no_report)
+            summary(f"{rec.name}: sweep of {len(runs)} runs ({', '.join(label for label, _ in runs)}); "
+                    f"pooled report: {report}")
+            return
         result = run_recipe(rec, runs_dir, write_report=not no_report)
         if result.report:
-            console.print(f"report: {result.report}")
+            console.print(f"report: {result.report}", markup=False)
         from codeloop.pipeline.report import eval_rows
         from codeloop.rundir import RunDir
 
@@ -62,7 +75,7 @@ def register(app: typer.Typer) -> None:
                       "yes" if (root / "report.html").exists() else "-",
                       time.strftime("%Y-%m-%d %H:%M", time.localtime(root.stat().st_mtime)))
             n += 1
-        console.print(t)
+        show_table(t)
         summary(f"{n} runs in {runs_dir}")
 
     @runs_app.command("show")
@@ -73,7 +86,7 @@ def register(app: typer.Typer) -> None:
 
         from codeloop.errors import UserError
         from codeloop.pipeline.report import _stage_type
-        from codeloop.pipeline.runner import _one_line
+        from codeloop.pipeline.runner import one_line as _one_line
         from codeloop.rundir import RunDir
 
         root = Path(name) if Path(name).is_dir() else runs_dir / name
@@ -87,5 +100,5 @@ def register(app: typer.Typer) -> None:
             m = s.metrics()
             t.add_row(s.path.name, _stage_type(s), "done" if s.done else "incomplete",
                       f"{m.get('_wall_s', 0):.1f}", _one_line(m))
-        console.print(t)
+        show_table(t)
         summary(f"{root.name}: {sum(s.done for s in stages)}/{len(stages)} stages done")

@@ -20,6 +20,7 @@ from typing import Any, Optional
 import typer
 
 from codeloop.console import console, summary
+from codeloop.console import show as show_table
 from codeloop.errors import UserError
 
 # Steps whose command lives elsewhere (its own typer group or a command with more options than
@@ -29,6 +30,34 @@ HAND_WRITTEN = {"lintseq", "select"}
 GROUP_CALLBACKS = {"eval"}  # the command of a group that has subcommands too (`eval compare`): see commands/eval.py
 GROUP_HELP = {"train": "Fine-tune a model with SFT or DPO (TRL, PEFT, accelerate); rerun the same command to "
                        "resume."}
+
+
+_ARGV: list[str] = []  # the command line as typed, to name a flag the way the user wrote it
+
+
+def remember_argv(argv: list[str]) -> None:
+    _ARGV[:] = list(argv)
+
+
+def user_flag(cls: type | None, name: str) -> str:
+    """The flag of field `name` (or an alias) the user typed: `--timeout` if they wrote that, not
+    `--timeout-s`; the field's first flag when they typed none of them (e.g. from --config)."""
+    flags = [_flag(name)]
+    if cls is not None:
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        from codeloop.steps import field_names
+
+        field = fields.get(field_names(cls).get(name, name))
+        if field is not None:
+            flags = [_flag(field.name)]
+            for fl in field.metadata.get("flags", ()):
+                flags += [x for part in fl.split("/") for x in [part.strip()] if x and not x.startswith("--no-")]
+    for arg in _ARGV:
+        head = arg.split("=", 1)[0]
+        for fl in flags:
+            if head == fl or (not fl.startswith("--") and arg.startswith(fl) and len(arg) > len(fl)):
+                return fl
+    return flags[0]
 
 
 def register(app: typer.Typer) -> None:
@@ -41,7 +70,6 @@ def register(app: typer.Typer) -> None:
     @steps_app.command("list")
     def list_steps() -> None:
         """Every step: its name, what it reads and writes, what it does."""
-        from rich.console import Console
         from rich.table import Table
 
         table = Table(title="steps")
@@ -51,13 +79,12 @@ def register(app: typer.Typer) -> None:
         for name in STEPS:
             step = get_step(name)
             table.add_row(name, ", ".join(step.consumes) or "-", ", ".join(step.produces) or "-", step.help)
-        Console().print(table)  # tables to stdout; progress and logs go to stderr
+        show_table(table)  # tables to stdout; progress and logs go to stderr
         summary(f"{len(STEPS)} steps; `codeloop steps show NAME` for a step's settings")
 
     @steps_app.command("show")
     def show(name: str = typer.Argument(..., help="A step name from `codeloop steps list`.")) -> None:
         """A step's settings: name, type, default, allowed values and help (the recipe keys and flags)."""
-        from rich.console import Console
         from rich.table import Table
 
         from codeloop.steps import describe
@@ -71,7 +98,7 @@ def register(app: typer.Typer) -> None:
             text = row["help"] + (f" One of: {', '.join(map(str, row['choices']))}." if row["choices"] else "")
             names = [row["name"], *row["aliases"]]
             table.add_row(" / ".join(names), row["type"], repr(row["default"]), text)
-        Console().print(table)
+        show_table(table)
         summary(f"{name}: {len(describe(step.config))} settings; recipe `type: {name}`; command "
                 f"`codeloop {' '.join(command_path(name))}`")
 
@@ -194,8 +221,8 @@ def make_command(step: Any, group: bool = False) -> Any:
             raise UserError("an output folder is required", "--out")
         values: dict[str, Any] = {}
         config_file = kwargs.pop("config_file")
-        if config_file is not None:
-            values.update(read_settings(config_file))
+        file_values: dict[str, Any] = read_settings(config_file) if config_file is not None else {}
+        values.update(file_values)
         input_arg = kwargs.pop("input_arg", None)
         out = kwargs.pop("out")
         executor, isolation = kwargs.pop("executor", "local"), kwargs.pop("isolation", "auto")
@@ -213,7 +240,9 @@ def make_command(step: Any, group: bool = False) -> Any:
                 raise UserError("give the input once: as the argument or as --input", "INPUT")
             values["input"] = input_arg
         run_on_command_line(step, values, Path(out), executor=executor, isolation=isolation, plot=plot,
-                            overwrite=overwrite)
+                            overwrite=overwrite, from_file={k: str(config_file) for k in values
+                                                            if config_file is not None and not given(k)
+                                                            and k in file_values})
 
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__name__ = step.name
@@ -228,7 +257,11 @@ def declared_option(cls: type, name: str, *flags: str) -> Any:
     default = f.default if f.default is not dataclasses.MISSING else None
     choices = f.metadata.get("choices")
     text = f.metadata.get("help", "") + (f" One of: {', '.join(map(str, choices))}." if choices else "")
-    return typer.Option(default, *(flags or (_flag(name),)), *f.metadata.get("flags", ()), help=text)
+    low = f.metadata.get("min")
+    if low is None and f.metadata.get("gt") is not None:
+        low = f.metadata["gt"] + (1 if isinstance(f.metadata["gt"], int) and f.type in (int, "int") else 1e-9)
+    bounds = {"min": low} if low is not None else {}
+    return typer.Option(default, *(flags or (_flag(name),)), *f.metadata.get("flags", ()), help=text, **bounds)
 
 
 def read_settings(path: Path) -> dict[str, Any]:
@@ -252,30 +285,53 @@ def read_settings(path: Path) -> dict[str, Any]:
 
 
 def run_on_command_line(step: Any, values: dict[str, Any], out: Path, executor: str = "local",
-                        isolation: str = "auto", plot: Path | None = None, overwrite: bool = False) -> dict[str, Any]:
-    """Run one step outside a recipe: its folder is OUT (or OUT.steps/ when OUT names a .jsonl file)."""
-    from codeloop.pipeline.runner import one_line
-    from codeloop.rundir import RunDir
-    from codeloop.steps import StepContext, build_config
+                        isolation: str = "auto", plot: Path | None = None, overwrite: bool = False,
+                        from_file: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run one step outside a recipe: its folder is OUT (or OUT.steps/ when OUT names a .jsonl file).
+    `from_file`: the settings that came from a --config file (an error names the file and key)."""
+    from codeloop.records import check_output_file
+    from codeloop.rundir import OutputLock, check_output_dir
+    from codeloop.steps import build_config
 
     try:
         cfg = build_config(step.config, values, "option")
     except UserError as exc:
         where = exc.where or ""
-        raise UserError(exc.message, _flag(where.partition(".")[2].split(".")[0]) if where.startswith("option.")
-                        else where) from None
+        if where.startswith("option."):
+            key = where.partition(".")[2].split(".")[0]
+            where = f"{from_file[key]}: {key}" if key in (from_file or {}) else user_flag(step.config, key)
+        raise UserError(exc.message, where) from None
+    if step.sandbox:
+        from codeloop.pipeline.recipe import check_executor
+
+        check_executor(executor, "--executor")
     step.check_requirements(step.name)
     from codeloop.records import is_records_name
 
     file_out = is_records_name(out, "--out")  # .jsonl, .jsonl.gz, .parquet: the step's main file in that format
     folder = out.with_name(out.name + ".steps") / step.name if file_out else out
-    if folder.exists() and not folder.is_dir():
-        raise UserError("exists and is not a folder", str(folder))
+    if file_out:
+        check_output_file(out, "--out")
+        check_output_dir(folder, "--out")
+    else:
+        check_output_dir(out, "--out")
+    if plot is not None:
+        check_output_file(plot, "--plot")
+    with OutputLock(out, "--out"):
+        return _run_step(step, cfg, values, out, folder, file_out, executor, isolation, plot, overwrite)
+
+
+def _run_step(step: Any, cfg: Any, values: dict[str, Any], out: Path, folder: Path, file_out: bool, executor: str,
+              isolation: str, plot: Path | None, overwrite: bool) -> dict[str, Any]:
+    from codeloop.pipeline.runner import one_line
+    from codeloop.rundir import RunDir
+    from codeloop.steps import StepContext
+
     run = RunDir(folder.parent)
     stage = run.stage(folder.name)
     if overwrite and folder.exists():
-        console.print(f"earlier work moved aside to {stage.move_aside()}")
-    state = stage.open({"type": step.name, "stage": {k: v for k, v in values.items()}})
+        console.print(f"earlier work moved aside to {stage.move_aside()}", markup=False)
+    state = stage.open({"type": step.name, "stage": {k: v for k, v in values.items()}}, reuse_stale=not overwrite)
     if state.status == "done":
         metrics = stage.metrics()
         console.print(f"[dim]{step.name}: done earlier with the same settings — reused[/]")

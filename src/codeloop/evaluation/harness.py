@@ -54,20 +54,20 @@ class EvalConfig:
     base_url: str | None = generation_option("base_url")
     api_key: str | None = generation_option("api_key")
     split: str | None = option(None, help="Problem split (default: test for easy and mbpp).")
-    limit: int | None = option(None, help="Evaluate only the first N problems.")
-    n: int = option(1, flags=("-n",), help="Samples per problem.")
-    ks: list[int] = option(default_factory=lambda: [1], flags=("--k",), aliases=("k",),
+    limit: int | None = option(None, min=1, help="Evaluate only the first N problems.")
+    n: int = option(1, flags=("-n",), min=1, help="Samples per problem.")
+    ks: list[int] = option(default_factory=lambda: [1], flags=("--k",), aliases=("k",), min=1,
                            help="k values for pass@k, e.g. 1,10.")
     temperature: float = option(0.0, help="0 = greedy (the default, for pass@1).")
     top_p: float = option(0.95, help="Nucleus sampling mass (temperature > 0).")
     top_k: int = option(0, help="Sample among the k most likely tokens only (0: off).")
-    max_new_tokens: int = option(384, help="Generation budget per sample.")
-    batch_size: int = option(8, help="Prompts per generation batch.")
+    max_new_tokens: int = option(384, min=1, help="Generation budget per sample.")
+    batch_size: int = option(8, min=1, help="Prompts per generation batch.")
     seed: int = option(0, help="Sampling seed.")
-    workers: int | None = option(None, help="Sandbox workers (default: CPU count).")
-    timeout_s: float = option(10.0, flags=("--timeout",),
+    workers: int | None = option(None, min=1, help="Sandbox workers (default: CPU count).")
+    timeout_s: float = option(10.0, flags=("--timeout",), gt=0,
                               help="Seconds per sample (per test case for stdin/stdout problems).")
-    memory_mb: int = option(1024, help="Memory of one execution, all its processes together (MiB).")
+    memory_mb: int = option(1024, min=64, help="Memory of one execution, all its processes together (MiB).")
     executor: str = option("local", help="Where executions run: local, ray or ray:ADDRESS (docs/ray.md).")
     isolation: str = option("auto", choices=("auto", "full"),
                             help="auto: every sandbox isolation feature this machine allows; full: refuse to "
