@@ -29,7 +29,8 @@ import yaml
 from codeloop.errors import UserError
 from codeloop.steps import build_config, suggest
 
-TOP_LEVEL_KEYS = {"name", "model", "seed", "executor", "isolation", "vars", "stages", "description", "runs_dir"}
+TOP_LEVEL_KEYS = {"name", "model", "seed", "executor", "isolation", "vars", "stages", "description", "runs_dir",
+                  "sweep"}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -54,6 +55,7 @@ class Recipe:
     stages: list[StageSpec] = field(default_factory=list)
     source: Path | None = None
     resolved: dict[str, Any] = field(default_factory=dict)  # the whole recipe after overrides
+    sweep: dict[str, list[Any]] = field(default_factory=dict)  # key -> values: one run per combination
 
     def stage(self, name: str) -> StageSpec:
         for s in self.stages:
@@ -123,8 +125,86 @@ def _interpolate(value: Any, variables: dict[str, Any], where: str) -> Any:
     return value
 
 
-def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
-    """Read, override, interpolate and validate a recipe."""
+# -------------------------------------------------------------------------------------------------
+# Checks that run at load time, so a mistake in the last stage fails before the first one moves
+
+def check_executor(executor: str, where: str) -> None:
+    if not (executor == "local" or executor == "ray" or (executor.startswith("ray:") and len(executor) > 4)):
+        raise UserError(f"must be local, ray or ray:ADDRESS, got {executor!r}", where)
+
+
+def check_problem_spec(spec: str, split: str | None, where: str, split_where: str | None = None) -> None:
+    """A problem-set spec resolves: a known set, its source given where it needs one, a file that
+    exists where the source is a path, a split the set has. Nothing is loaded."""
+    from codeloop.problems import problem_sets
+    from codeloop.problems.registry import _REGISTRY
+
+    problem_sets()  # registers the loaders
+    name, _, source = str(spec).partition(":")
+    ps = _REGISTRY.get(name)
+    if ps is None:
+        raise UserError(f"unknown problem set '{name}'{suggest(name, _REGISTRY)} (known: "
+                        f"{', '.join(sorted(_REGISTRY))}; or jsonl:PATH)", where)
+    if ps.needs_source and not source:
+        raise UserError(f"problem set '{name}' needs a source: {name}:PATH", where)
+    if source:
+        from codeloop.models import _looks_like_path
+
+        looks_like_file = Path(source).suffix.lower() in (".json", ".jsonl", ".gz", ".parquet", ".csv")
+        if (name == "jsonl" or looks_like_file or _looks_like_path(source)) and not Path(source).expanduser().exists():
+            raise UserError(f"no such file: {source}", where)
+    if split is not None and ps.splits and split not in ps.splits:
+        raise UserError(f"problem set '{name}' has no split '{split}' (splits: {', '.join(ps.splits)})",
+                        split_where or where)
+
+
+def check_model(name: str | None, where: str, what: str = "model") -> None:
+    """A model (or adapter) named by a local path exists; 'default', 'canonical' or a hub id is fine."""
+    if not name or name == "canonical":
+        return
+    from codeloop.models import _looks_like_path, is_embedded
+
+    if what == "model" and is_embedded(name):
+        return
+    p = Path(name).expanduser()
+    if p.exists():
+        if not p.is_dir():
+            raise UserError(f"'{name}' is a file; give the {what}'s folder", where)
+        return
+    if _looks_like_path(name):
+        raise UserError(f"no {what} folder at '{name}'", where)
+
+
+def _check_stage(cfg: Any, recipe_model: str, where: str) -> None:
+    if getattr(cfg, "problems", None):
+        check_problem_spec(cfg.problems, getattr(cfg, "split", None), f"{where}.problems", f"{where}.split")
+    if getattr(cfg, "benchmark", None):
+        check_problem_spec(cfg.benchmark, getattr(cfg, "split", None), f"{where}.benchmark", f"{where}.split")
+    if hasattr(cfg, "model") and getattr(cfg, "model", None):
+        check_model(cfg.model, f"{where}.model")
+    if getattr(cfg, "adapter", None):
+        check_model(cfg.adapter, f"{where}.adapter", "adapter")
+
+
+def _check_sweep(data: dict[str, Any], where: str) -> dict[str, list[Any]]:
+    sweep = data.get("sweep") or {}
+    if not isinstance(sweep, dict):
+        raise UserError("sweep is a mapping of KEY: [values], e.g. {seed: [0, 1, 2]}", where)
+    out: dict[str, list[Any]] = {}
+    for key, values in sweep.items():
+        if not isinstance(values, list) or not values:
+            raise UserError("a sweep key takes a non-empty list of values", f"{where}.{key}")
+        probe = {k: v for k, v in data.items() if k != "sweep"}
+        import copy
+
+        apply_override(copy.deepcopy(probe), [p for p in str(key).split(".") if p], values[0])
+        out[str(key)] = list(values)
+    return out
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None, sweep_run: bool = False) -> Recipe:
+    """Read, override, interpolate and validate a recipe. `sweep_run`: one run of the recipe's
+    sweep (an override may then set a key the sweep names)."""
     from codeloop.pipeline.registry import get_step
 
     p = Path(path)
@@ -138,6 +218,8 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
         raise UserError(f"invalid YAML: {getattr(exc, 'problem', exc)}", where) from None
     if not isinstance(data, dict):
         raise UserError("a recipe is a YAML mapping with 'name' and 'stages'", str(p))
+    if sweep_run:
+        data.pop("sweep", None)
     for o in overrides or []:
         apply_override(data, *parse_override(o))
     for key in data:
@@ -147,13 +229,21 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
         raise UserError("missing required key 'name' (the run folder name)", f"{p}: name")
     if str(data.get("isolation", "auto")) not in ("auto", "full"):
         raise UserError(f"must be auto or full, got {data['isolation']!r}", f"{p}: isolation")
+    check_executor(str(data.get("executor", "local")), f"{p}: executor")
+    check_model(str(data.get("model", "default")), f"{p}: model")
+    try:
+        int(data.get("seed", 0))
+    except (TypeError, ValueError):
+        raise UserError(f"expected an integer, got {data.get('seed')!r}", f"{p}: seed") from None
+    sweep = _check_sweep(data, f"{p}: sweep")
     if not isinstance(data.get("stages"), list) or not data["stages"]:
         raise UserError("missing or empty 'stages' list", f"{p}: stages")
     variables = {**{k: data[k] for k in ("name", "model", "seed") if k in data}, **(data.get("vars") or {})}
     recipe = Recipe(name=data["name"], model=str(data.get("model", "default")), seed=int(data.get("seed", 0)),
                     executor=str(data.get("executor", "local")), isolation=str(data.get("isolation", "auto")),
                     description=str(data.get("description", "")),
-                    runs_dir=str(data.get("runs_dir", "runs")), vars=dict(data.get("vars") or {}), source=p)
+                    runs_dir=str(data.get("runs_dir", "runs")), vars=dict(data.get("vars") or {}), source=p,
+                    sweep=sweep)
     seen: set[str] = set()
     kinds: dict[str, str] = {}
     for i, raw in enumerate(data["stages"]):
@@ -170,6 +260,7 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
         step = get_step(str(kind), f"{where}.type")
         step.check_requirements(f"{where}.type")  # a missing package fails now, not an hour in
         cfg = build_config(step.config, raw, where)
+        _check_stage(cfg, recipe.model, where)
         for ref_key in ("input", "adapter_from", "baseline", "size_from", "budget_from"):
             ref = getattr(cfg, ref_key, None)
             if ref and ref not in seen:
@@ -184,6 +275,68 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
         recipe.stages.append(StageSpec(name, kind, cfg, {"type": kind, **raw}))
         seen.add(name)
         kinds[name] = str(kind)
-    recipe.resolved = {**{k: v for k, v in data.items() if k != "stages"},
+    recipe.resolved = {**{k: v for k, v in data.items() if k not in ("stages", "sweep")},
                        "stages": [{"name": s.name, **s.raw} for s in recipe.stages]}
     return recipe
+
+
+# -------------------------------------------------------------------------------------------------
+# Sweeps: one run per value (`codeloop run RECIPE seed=0,1,2` or `sweep: {seed: [0, 1, 2]}`)
+
+SWEEPABLE_ON_COMMAND_LINE = ("seed", "model")  # and vars.NAME: `KEY=a,b,c` is a sweep for these
+
+
+def split_sweep_overrides(overrides: list[str]) -> tuple[list[str], dict[str, list[Any]]]:
+    """Separate `KEY=a,b,c` sweeps (seed, model, vars.NAME) from plain overrides."""
+    plain: list[str] = []
+    sweep: dict[str, list[Any]] = {}
+    for text in overrides:
+        key, eq, value = text.partition("=")
+        key = key.strip()
+        if eq and "," in value and (key in SWEEPABLE_ON_COMMAND_LINE or key.startswith("vars.")) \
+                and not value.strip().startswith(("[", "{", "'", '"')):
+            parts = [p.strip() for p in value.split(",")]
+            if any(not p for p in parts):
+                raise UserError(f"empty value in the sweep {text!r}", key)
+            values = []
+            for part in parts:
+                try:
+                    values.append(yaml.safe_load(part))
+                except yaml.YAMLError:
+                    values.append(part)
+            sweep[key] = values
+        else:
+            plain.append(text)
+    return plain, sweep
+
+
+def _tag(key: str, value: Any) -> str:
+    text = Path(str(value)).name if isinstance(value, str) and "/" in value else str(value)
+    return re.sub(r"[^A-Za-z0-9_.=+]+", "_", f"{key.rpartition('.')[2]}{text}")
+
+
+def _as_override(key: str, value: Any) -> str:
+    dumped = yaml.safe_dump(value, default_flow_style=True).strip()
+    if dumped.endswith("\n..."):
+        dumped = dumped[:-4].strip()
+    return f"{key}={dumped.removesuffix('...').strip()}"
+
+
+def expand_sweep(path: str | Path, overrides: list[str], sweep: dict[str, list[Any]]) -> list[tuple[str, Recipe]]:
+    """Every run of a sweep, loaded and validated (all of them before any runs): (label, recipe),
+    the recipe named NAME-LABEL (e.g. demo-seed0), so each run has its own folder and resume."""
+    import itertools
+
+    keys = list(sweep)
+    runs: list[tuple[str, Recipe]] = []
+    for combo in itertools.product(*(sweep[k] for k in keys)):
+        label = "-".join(_tag(k, v) for k, v in zip(keys, combo))
+        rec = load_recipe(path, overrides + [_as_override(k, v) for k, v in zip(keys, combo)], sweep_run=True)
+        rec.name = f"{rec.name}-{label}"
+        rec.resolved["name"] = rec.name
+        rec.sweep = {}
+        runs.append((label, rec))
+    labels = [label for label, _ in runs]
+    if len(set(labels)) != len(labels):
+        raise UserError("two values of the sweep give the same run name; use distinct values", "sweep")
+    return runs

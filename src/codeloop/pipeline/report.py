@@ -310,3 +310,94 @@ def report_summary(root: str | Path) -> dict[str, Any]:
 
 def dumps_summary(root: str | Path) -> str:
     return json.dumps(report_summary(root), indent=2, default=str)
+
+
+# -------------------------------------------------------------------------------------------------
+# A sweep (`codeloop run RECIPE seed=0,1,2`): the runs pooled
+
+def sweep_summary(runs: dict[str, Path], resamples: int = 5000) -> dict[str, Any]:
+    """Pool the eval stages of a sweep's runs (one per value: label -> run folder).
+
+    Per arm (eval stage): pass@k of each run and their mean. Headline deltas: each trained arm
+    against its baseline (as in one run's report); a recipe without a trained arm compares its last
+    eval with its first on the same benchmark and split. The CI is `compare.paired_bootstrap` over
+    the (problem, run) pairs of every run: problems x seeds, each paired with itself."""
+    from codeloop.evaluation.compare import paired_bootstrap
+
+    per_run = {label: eval_rows(RunDir(root)) for label, root in runs.items()}
+    arms: list[str] = []
+    info: dict[str, dict[str, Any]] = {}
+    for rows in per_run.values():
+        for r in rows:
+            if r["stage"] not in info:
+                arms.append(r["stage"])
+                info[r["stage"]] = {"benchmark": r["benchmark"], "split": r["split"],
+                                    "adapter_from": r["adapter_from"]}
+    arm_rows = []
+    for arm in arms:
+        by_run = {label: next((r for r in rows if r["stage"] == arm), None) for label, rows in per_run.items()}
+        ks = sorted({k for r in by_run.values() if r for k in r["pass@k"]}, key=lambda x: int(x.split("@")[1]))
+        values = {k: {label: r["pass@k"][k] for label, r in by_run.items() if r and k in r["pass@k"]} for k in ks}
+        arm_rows.append({"arm": arm, **info[arm], "runs": sum(r is not None for r in by_run.values()),
+                         "pass@k": {k: float(np.mean(list(v.values()))) for k, v in values.items() if v},
+                         "per_run": values})
+    pairs: list[tuple[str, str]] = []
+    for rows in per_run.values():
+        for r in rows:
+            if r["delta"] and (r["delta"]["vs"], r["stage"]) not in pairs:
+                pairs.append((r["delta"]["vs"], r["stage"]))
+    if not pairs and len(arms) >= 2:
+        first, last = arms[0], arms[-1]
+        if (info[first]["benchmark"], info[first]["split"]) == (info[last]["benchmark"], info[last]["split"]):
+            pairs.append((first, last))
+    deltas = []
+    for base, arm in pairs:
+        diffs: list[float] = []
+        a_vals: list[float] = []
+        b_vals: list[float] = []
+        used = 0
+        for rows in per_run.values():
+            ra = next((r for r in rows if r["stage"] == base), None)
+            rb = next((r for r in rows if r["stage"] == arm), None)
+            if ra is None or rb is None:
+                continue
+            used += 1
+            for t in sorted(set(ra["counts"]) & set(rb["counts"])):
+                pa = ra["counts"][t].c / ra["counts"][t].n
+                pb = rb["counts"][t].c / rb["counts"][t].n
+                a_vals.append(pa)
+                b_vals.append(pb)
+                diffs.append(pb - pa)
+        arr = np.array(diffs, dtype=float)
+        lo, hi = paired_bootstrap(arr, resamples=resamples, seed=0)
+        deltas.append({"a": base, "b": arm, "metric": "pass@1", "runs": used, "pairs": len(diffs),
+                       "a_mean": float(np.mean(a_vals)) if a_vals else 0.0,
+                       "b_mean": float(np.mean(b_vals)) if b_vals else 0.0,
+                       "delta": float(arr.mean()) if len(arr) else 0.0, "ci": [lo, hi]})
+    return {"runs": {label: str(root) for label, root in runs.items()}, "arms": arm_rows, "deltas": deltas}
+
+
+def write_sweep_report(folder: str | Path, name: str, sweep: dict[str, list[Any]], runs: dict[str, Path]) -> Path:
+    """`runs/NAME-sweep/`: sweep.json and report.html pooling the runs of a sweep."""
+    folder = Path(folder)
+    data = {"name": name, "sweep": sweep, **sweep_summary(runs)}
+    atomic_write_text(folder / "sweep.json", json.dumps(data, indent=2, default=str) + "\n")
+    labels = list(runs)
+    sections = ["<h2>Runs</h2>" + table(["run", "folder"], [[label, str(root)] for label, root in runs.items()])]
+    if data["deltas"]:
+        sections.append("<h2>Headline (pooled over runs)</h2>" + table(
+            ["A", "B", "metric", "A mean", "B mean", "B - A", "95% CI (problems x runs)", "pairs"],
+            [[d["a"], d["b"], d["metric"], f"{d['a_mean']:.3f}", f"{d['b_mean']:.3f}", f"{d['delta']:+.3f}",
+              _fmt_ci(d["ci"]), d["pairs"]] for d in data["deltas"]]))
+    if data["arms"]:
+        ks = sorted({k for a in data["arms"] for k in a["pass@k"]}, key=lambda x: int(x.split("@")[1]))
+        rows = []
+        for a in data["arms"]:
+            for k in ks:
+                per = a["per_run"].get(k, {})
+                rows.append([a["arm"], a["benchmark"], k, f"{a['pass@k'].get(k, 0.0):.3f}",
+                             *[f"{per[label]:.3f}" if label in per else "-" for label in labels]])
+        sections.append("<h2>pass@k per arm (mean over runs)</h2>" + table(
+            ["arm", "benchmark", "metric", "mean", *labels], rows))
+    what = ", ".join(f"{k} in {v}" for k, v in sweep.items())
+    return write_page(folder / "report.html", f"codeloop sweep — {name}", f"{len(runs)} runs: {what}", sections)

@@ -20,7 +20,7 @@ from codeloop.console import console
 from codeloop.pipeline.recipe import Recipe
 from codeloop.pipeline.registry import get_step
 from codeloop.records import atomic_write_text
-from codeloop.rundir import RunDir, config_hash
+from codeloop.rundir import OutputLock, RunDir, check_output_dir, config_hash
 from codeloop.steps import StepContext
 
 
@@ -59,7 +59,15 @@ def one_line(metrics: dict[str, Any]) -> str:
 
 
 def run_recipe(recipe: Recipe, runs_dir: str | Path | None = None, write_report: bool = True) -> RunSummary:
+    """Run the recipe in runs/NAME/, holding its lock (a second `codeloop run` of the same run is
+    refused, naming the holder's pid)."""
     root = run_root(recipe, runs_dir)
+    check_output_dir(root, "--runs-dir" if runs_dir else "runs_dir")
+    with OutputLock(root, "run folder"):
+        return _run_recipe(recipe, root, write_report)
+
+
+def _run_recipe(recipe: Recipe, root: Path, write_report: bool) -> RunSummary:
     run = RunDir(root)
     root.mkdir(parents=True, exist_ok=True)
     atomic_write_text(root / "recipe.yaml", yaml.safe_dump(recipe.resolved, sort_keys=False))
@@ -103,3 +111,22 @@ def run_recipe(recipe: Recipe, runs_dir: str | Path | None = None, write_report:
 def _has_earlier_work(path: Path) -> bool:
     """Anything an earlier attempt left (sub-stages, checkpoints, files) beside the fresh config.yaml."""
     return path.exists() and any(p.name != "config.yaml" for p in path.iterdir())
+
+
+def run_sweep(base: Recipe, runs: list[tuple[str, Recipe]], sweep: dict[str, list[Any]],
+              runs_dir: str | Path | None = None, write_report: bool = True) -> Path:
+    """Run every run of a sweep (each a full run with its own folder, lock and resume), then pool
+    them into `runs/NAME-sweep/` (sweep.json, report.html)."""
+    roots: dict[str, Path] = {}
+    for label, rec in runs:
+        check_output_dir(run_root(rec, runs_dir), "--runs-dir" if runs_dir else "runs_dir")
+    folder = Path(runs_dir or base.runs_dir) / f"{base.name}-sweep"
+    check_output_dir(folder, "--runs-dir" if runs_dir else "runs_dir")
+    for i, (label, rec) in enumerate(runs, 1):
+        console.print(f"[bold]sweep {i}/{len(runs)}[/] {escape(label)}")
+        result = run_recipe(rec, runs_dir, write_report=write_report)
+        roots[label] = result.root
+    from codeloop.pipeline.report import write_sweep_report
+
+    with OutputLock(folder, "sweep folder"):
+        return write_sweep_report(folder, base.name, sweep, roots)
