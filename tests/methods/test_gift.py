@@ -287,7 +287,7 @@ def test_resume_after_a_kill_between_rounds(tmp_path):
     assert idle.calls == []
 
 
-def test_gift_recipe_loads_and_compares_on_the_same_budget():
+def test_gift_recipe_loads_and_compares_on_the_same_budget(tmp_path):
     from codeloop.pipeline.recipe import load_recipe
 
     r = load_recipe(RECIPE)
@@ -302,8 +302,10 @@ def test_gift_recipe_loads_and_compares_on_the_same_budget():
     evals = [s.config for s in r.stages if s.type == "eval"]
     assert {e.adapter_from for e in evals} == {None, "train_gift", "train_self"}
     assert all(e.ks == [1, 10] and e.n >= 10 for e in evals)
-    mbpp = load_recipe(RECIPE, ["vars.problems=mbpp:/x/mbpp.jsonl", "vars.iters=20", "vars.k=8"])
-    assert mbpp.stage("gift").config.problems == "mbpp:/x/mbpp.jsonl" and mbpp.stage("gift").config.iters == 20
+    data = tmp_path / "mbpp.jsonl"  # the recipe is checked whole at load, problem files included
+    data.write_text("")
+    mbpp = load_recipe(RECIPE, [f"vars.problems=mbpp:{data}", "vars.iters=20", "vars.k=8"])
+    assert mbpp.stage("gift").config.problems == f"mbpp:{data}" and mbpp.stage("gift").config.iters == 20
 
 
 def test_recipe_mistakes_name_their_key(tmp_path):

@@ -1,6 +1,6 @@
 """Sandbox worker: one warm, small Python process that forks a child per execution.
 
-Started by the pool as ``python -I [-S] _worker.py CONFIG_JSON`` with a scrubbed environment. It
+Started by the pool as ``python -s -P [-S] _worker.py CONFIG_JSON`` with a scrubbed environment. It
 imports only the standard library (never codeloop, never torch), so a fork costs about a
 millisecond. Messages with the pool are length-prefixed JSON on two pipes.
 

@@ -39,15 +39,39 @@ def ray_address(executor: str) -> str | None:
     raise UserError(f"expected ray or ray:ADDRESS, got {executor!r}", "--executor")
 
 
+class WithReferenceTests:
+    """An executor that first gives inputs-only problems (EvalPlus' format, e.g. `mbpp+`) their tests
+    from the reference's outputs (execution/reference.py), once here rather than on every node."""
+
+    def __init__(self, inner: Executor):
+        self.inner, self.config = inner, inner.config
+
+    def run(self, problems: dict[str, Problem], samples: list[Sample],
+            on_result: Callable[[Result], None] | None = None, progress: bool = True) -> list[Result]:
+        from codeloop.execution.reference import with_reference_tests
+
+        return self.inner.run(with_reference_tests(problems, self.config), samples, on_result=on_result,
+                              progress=progress)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __enter__(self) -> "WithReferenceTests":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def open_executor(config: ExecConfig | None = None) -> Executor:
     """The executor `config.executor` names (not started: it starts on first use; close it, or use `with`)."""
     config = config or ExecConfig()
     config.validate()
     if config.executor == "local":
-        return LocalExecutor(config)
+        return WithReferenceTests(LocalExecutor(config))
     from codeloop.execution.ray_executor import RayExecutor  # Ray is optional: import on use
 
-    return RayExecutor(config, address=ray_address(config.executor))
+    return WithReferenceTests(RayExecutor(config, address=ray_address(config.executor)))
 
 
 def execute_samples(problems: dict[str, Problem] | Iterable[Problem], samples: Iterable[Sample],
@@ -60,6 +84,6 @@ def execute_samples(problems: dict[str, Problem] | Iterable[Problem], samples: I
     `config.executor` names is opened for this call and closed here.
     """
     by_id = problems if isinstance(problems, dict) else {p.task_id: p for p in problems}
-    executor = LocalExecutor(pool=pool) if pool is not None else open_executor(config)
+    executor = WithReferenceTests(LocalExecutor(pool=pool)) if pool is not None else open_executor(config)
     with executor:
         return executor.run(by_id, list(samples), on_result=on_result, progress=progress)

@@ -1,6 +1,6 @@
 """The pool of warm sandbox workers, and the `local` executor on top of it.
 
-Workers are fresh ``python -I`` processes running `_worker.py` (stdlib only), never forks of this
+Workers are fresh ``python -s -P`` processes running `_worker.py` (stdlib only), never forks of this
 process: forking from a parent that has imported torch costs 19-59 ms a fork. One thread per
 worker feeds it jobs; results come back to the calling thread, which calls `on_result` in the
 order executions finish and returns the results in input order. A worker that dies or stops
@@ -76,9 +76,12 @@ class _WorkerHandle:
         lock_fd = None
         if os.geteuid() == 0:
             cfg["uid"], lock_fd = _claim_uid(self.config.uid_base)
-        args = [sys.executable, "-I"] + ([] if self.config.site_packages else ["-S"])
+        # -I's isolation without its -E: the environment is ours (below), and it sets the hash seed.
+        args = [sys.executable, "-s", "-P"] + ([] if self.config.site_packages else ["-S"])
         args += [str(WORKER_SCRIPT), json.dumps(cfg)]
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
+        # A fixed hash seed: set and dict-of-str orders are then the same in every worker and every
+        # run, so a verdict (and a reference's expected output) does not depend on which worker ran it.
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
         try:
             self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
                                          pass_fds=(lock_fd,) if lock_fd is not None else (), close_fds=True,
@@ -218,6 +221,13 @@ class ExecutionPool:
         """Per worker: open fds, runs, sweeps of escaped processes, children left (for leak checks)."""
         self.start()
         return [w.stats() for w in self._workers]
+
+    def run_program(self, program: str, stdin: str = "", timeout_s: float | None = None) -> dict:
+        """Run one program as a stdin/stdout program in the sandbox, on an idle pool:
+        ``{"outcome": None or [status, detail], "stdout": str, "runtime_s": float}``."""
+        self.start()
+        job = {"kind": "stdio", "program": program, "input": stdin, "timeout_s": timeout_s or self.config.timeout_s}
+        return self._run_once(self._workers[0], job)
 
     def _run_on(self, w: _WorkerHandle, job: dict, tests: list | None) -> dict:
         if job["kind"] == "stdio":

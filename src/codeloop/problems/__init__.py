@@ -22,7 +22,7 @@ def problem_sets() -> list[ProblemSet]:
 def _ensure_loaded() -> None:
     # Importing the loader modules registers them; done lazily so `codeloop --help` stays fast.
     from codeloop.problems import humaneval, jsonl_set  # noqa: F401
-    for optional in ("mbpp", "apps", "codecontests", "easy"):
+    for optional in ("mbpp", "evalplus", "apps", "codecontests", "easy"):
         try:
             __import__(f"codeloop.problems.{optional}")
         except ModuleNotFoundError as exc:
