@@ -91,10 +91,15 @@ def main(argv: list[str] | None = None) -> int:
         error_line(exc.strerror or str(exc), str(exc.filename) if exc.filename is not None else None)
         return 2
     except Exception as exc:  # click usage errors carry their own exit code (2)
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+        # typer parses with its own copy of click (typer._click): recognise both by class name.
+        names = {c.__name__ for c in type(exc).__mro__}
+        if "ClickException" in names:
             return _usage_error(exc)
+        if "ValidationError" in names and type(exc).__module__.startswith("pydantic"):
+            # typer checks `min=`/`max=` of an optional number through pydantic
+            first = (exc.errors() or [{}])[0]  # type: ignore[attr-defined]
+            error_line(f"{first.get('msg', 'invalid value')} (got {first.get('input')!r})")
+            return 2
         raise
     # In non-standalone mode typer *returns* the exit code of a `typer.Exit` (and turns Ctrl-C
     # into Exit(130)); commands themselves return None.
@@ -113,9 +118,7 @@ def _usage_error(exc: Exception) -> int:
     """A click usage error (unknown flag, bad value) as one line naming the flag; exit code 2."""
     from codeloop.console import error_line
 
-    import click
-
-    if type(exc).__name__ == "NoArgsIsHelpError" or not isinstance(exc, click.UsageError):
+    if type(exc).__name__ == "NoArgsIsHelpError" or "UsageError" not in {c.__name__ for c in type(exc).__mro__}:
         exc.show()  # type: ignore[attr-defined]  # `codeloop train`: the group's help, as before
         return int(getattr(exc, "exit_code", 2))
     ctx = getattr(exc, "ctx", None)

@@ -550,14 +550,13 @@ def read_samples(path: str | os.PathLike[str], task_ids: list[str] | None = None
     p = Path(path)
     if _is_generations_json(p):
         return _generations_samples(p, task_ids)
-    out = []
-    for n, s in read_records_numbered(p, Sample):
-        where = f"{p}:{n}"
-        if not (s.completion or s.code):
+    samples = read_records_numbered(p, Sample)
+    for n, obj in iter_records(p):
+        # The field must be there; an empty completion is a model's (wrong) answer, not a missing one.
+        if not any(isinstance(obj.get(f), str) for f in SAMPLE_CODE_FIELDS):
             raise UserError("a sample needs one of the fields " + ", ".join(f"'{f}'" for f in SAMPLE_CODE_FIELDS)
-                            + " (a string holding the program or its completion)", where)
-        out.append((where, s))
-    return out
+                            + " (a string holding the program or its completion)", f"{p}:{n}")
+    return [(f"{p}:{n}", s) for n, s in samples]
 
 
 def _generations_samples(p: Path, task_ids: list[str] | None) -> list[tuple[str, Sample]]:

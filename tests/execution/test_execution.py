@@ -204,7 +204,7 @@ def test_cli_unknown_task_names_the_line(tmp_path, capsys):
     problems = tmp_path / "problems.jsonl"
     write_jsonl(problems, [MBPP])
     samples = tmp_path / "samples.jsonl"
-    write_jsonl(samples, [Sample(task_id="mbpp/x"), Sample(task_id="other")])
+    write_jsonl(samples, [Sample(task_id="mbpp/x", completion=""), Sample(task_id="other", completion="")])
     assert main(["execute", "--problems", f"jsonl:{problems}", "--samples", str(samples),
                  "--out", str(tmp_path / "o.jsonl")]) == 2
     assert f"{samples}:2" in capsys.readouterr().err
