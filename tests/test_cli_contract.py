@@ -332,3 +332,20 @@ def test_a_sweep_over_an_undefined_variable_is_refused(tmp_path, capsys):
     assert main(["run", str(tmp_path / "r.yaml"), "--runs-dir", str(tmp_path / "runs"), "vars.lim=1,2"]) == 2
     assert "vars.lim" in _err(capsys)
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["sample", "--problems", "easy", "--limit", "1", "-n", "1"],
+    ["score", "in.jsonl"],
+    ["lintseq", "--data", "in.jsonl"],
+    ["select", "random", "--data", "in.jsonl"],
+])
+def test_hand_written_commands_refuse_an_output_in_use(tmp_path, capsys, argv):
+    from codeloop.rundir import lock_path
+
+    out = tmp_path / "out.jsonl"
+    lock_path(out).write_text("1 elsewhere\n")  # pid 1 is alive: another process holds this output
+    rc = main(argv + ["--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "in use by another codeloop process (pid 1)" in err, err
+    assert not out.exists()

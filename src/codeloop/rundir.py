@@ -242,6 +242,21 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def locks_output(param: str = "out", option: str = "--out") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorate a command whose keyword `param` is its output path: one process per output at a time."""
+    import functools
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)  # typer reads the wrapped function's parameters
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with OutputLock(kwargs[param], option):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+    return deco
+
+
 class OutputLock:
     """One codeloop process per output at a time: `.NAME.lock` beside it holds the holder's pid.
 

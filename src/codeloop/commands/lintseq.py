@@ -7,11 +7,14 @@ from typing import Optional
 
 import typer
 
+from codeloop.rundir import locks_output
+
 from codeloop.console import console, progress_bar, summary, warn
 
 
 def register(app: typer.Typer) -> None:
     @app.command("lintseq")
+    @locks_output()
     def lintseq(
         data: Path = typer.Option(..., "--data", help="Records holding a program: JSONL(.gz), Parquet or a "
                                                       "datasets folder."),

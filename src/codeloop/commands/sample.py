@@ -7,9 +7,12 @@ from typing import List, Optional
 
 import typer
 
+from codeloop.rundir import locks_output
+
 
 def register(app: typer.Typer) -> None:
     @app.command("sample")
+    @locks_output()
     def sample(
         problems: str = typer.Option(..., "--problems", "-p", help="Problem set: humaneval, easy, mbpp, jsonl:PATH, ..."),
         out: Path = typer.Option(..., "--out", "-o", help="Where to write the samples: .jsonl, .jsonl.gz or "

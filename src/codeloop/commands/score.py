@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from codeloop.rundir import locks_output
+
 PROMPT_FIELDS = ("prompt", "instruction", "question", "description")
 ANSWER_FIELDS = ("answer", "completion", "response", "output", "code")
 METRICS = ("ppl", "logprob", "ifd")
@@ -25,6 +27,7 @@ def _pick_field(first: dict, given: Optional[str], candidates: tuple[str, ...], 
 
 def register(app: typer.Typer) -> None:
     @app.command("score")
+    @locks_output()
     def score(
         records: Path = typer.Argument(..., help="JSONL of records with a prompt and an answer field."),
         out: Path = typer.Option(..., "--out", "-o", help="Where to write the records with scores added."),

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from codeloop.commands.steps import declared_option
+from codeloop.rundir import locks_output
 from codeloop.methods.codeact import CDASConfig
 from codeloop.pipeline.stages_cdas import SelectStageConfig
 
@@ -94,7 +95,7 @@ def _command(app: typer.Typer, method: str, doc: str) -> None:
              response_field, template, batch_size, max_length, dtype, device, adapter, plots, fmt)
 
     command.__doc__ = doc
-    app.command(method)(command)
+    app.command(method)(locks_output()(command))
 
 
 def register(app: typer.Typer) -> None:
