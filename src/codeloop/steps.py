@@ -310,6 +310,16 @@ def library_kwargs(cfg: Any, base: type, **fixed: Any) -> dict[str, Any]:
     return {**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name in names}, **fixed}
 
 
+def validate_as(base: type, cfg: Any, where: str, **fixed: Any) -> None:
+    """Check a derived step config by building the library config it comes from. The library names a
+    mistake by its flag or its own class (`--k`, `SFTRunConfig.lora_r`): say it with the step's key."""
+    try:
+        base(**library_kwargs(cfg, base, **fixed)).validate()
+    except UserError as exc:
+        key = (exc.where or "").rpartition(".")[2].lstrip("-").replace("-", "_")
+        raise UserError(exc.message, f"{where}.{field_names(type(cfg)).get(key, key)}") from None
+
+
 def undocumented(cls: type) -> list[str]:
     """Fields declared without help (the registry test requires none)."""
     return [f.name for f in dataclasses.fields(cls) if not f.metadata.get("help")]

@@ -10,11 +10,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Optional
 
-from codeloop.errors import UserError
+from codeloop.evaluation.harness import EvalConfig
 from codeloop.execution import ExecConfig
+from codeloop.methods.preference import PreferenceConfig
 from codeloop.records import in_format, read_jsonl, write_jsonl
 from codeloop.steps import (BATCH_FIELD, FORMAT_FIELD, SANDBOX_FIELDS, Step, StepContext, derive, library_kwargs,
-                            generation_fields, option, problem_fields, run_fields)
+                            generation_fields, option, problem_fields, run_fields, validate_as)
 from codeloop.training.config import DPORunConfig, SFTRunConfig
 
 
@@ -23,24 +24,14 @@ StageContext = StepContext  # the name the method stages use
 
 # -- eval ------------------------------------------------------------------------------------------
 
-def _eval_config() -> type:
-    from codeloop.evaluation.harness import EvalConfig
-
-    return EvalConfig
-
-
 def _check_eval(self: Any, where: str) -> None:
-    try:
-        _eval_config()(**library_kwargs(self, _eval_config(), model="x", seed=0)).validate()
-    except UserError as exc:
-        key = (exc.where or "").lstrip("-").replace("-", "_")
-        raise UserError(exc.message, f"{where}.{ {'k': 'ks', 'n': 'n'}.get(key, key)}") from None
+    validate_as(EvalConfig, self, where, model="x", seed=0)
 
 
 # An eval step is `EvalConfig` with the run's model and seed as defaults, an adapter that may come
 # from a named train step, and the run's executor and isolation.
 EvalStageConfig = derive(
-    "EvalStageConfig", _eval_config(), drop=("executor", "isolation"),
+    "EvalStageConfig", EvalConfig, drop=("executor", "isolation"),
     extra=[("adapter_from", Optional[str], option(None, help="A train step: evaluate its final adapter or model "
                                                              "(recipe: a stage name; command line: its folder)."))],
     replace={"model": (Optional[str], option(None, flags=("-m",), help="HF model id or local path; 'default' = "
@@ -54,7 +45,7 @@ def run_eval(ctx: StageContext, cfg: Any) -> dict[str, Any]:
     from codeloop.evaluation.harness import evaluate
 
     adapter = str(ctx.stage_path(cfg.adapter_from) / "final") if cfg.adapter_from else cfg.adapter
-    ecfg = _eval_config()(**library_kwargs(cfg, _eval_config(), model=ctx.model(cfg.model), adapter=adapter,
+    ecfg = EvalConfig(**library_kwargs(cfg, EvalConfig, model=ctx.model(cfg.model), adapter=adapter,
                                            seed=ctx.seed(cfg.seed), executor=ctx.executor,
                                            isolation=ctx.isolation))
     summary = evaluate(ecfg, ctx.stage.path)
@@ -72,28 +63,18 @@ PAIRS_LOCAL = ("The pair distances are log-probs under the model loaded here (a 
 _CURRICULUM_FIELDS = ("bucket_edges", "drop_bottom", "direction")
 
 
-def _preference() -> type:
-    from codeloop.methods.preference import PreferenceConfig
-
-    return PreferenceConfig
-
-
 def _check_preference(self: Any, where: str) -> None:
-    pref = _preference()
-    try:
-        pref(**library_kwargs(self, pref)).validate()
-    except UserError as exc:
-        raise UserError(exc.message, f"{where}.{exc.where}") from None
+    validate_as(PreferenceConfig, self, where)
 
 
 PairsStageConfig = derive(
-    "PairsStageConfig", _preference(), drop=_CURRICULUM_FIELDS + ("seed",),
+    "PairsStageConfig", PreferenceConfig, drop=_CURRICULUM_FIELDS + ("seed",),
     extra=problem_fields("train") + run_fields("Sampling seed") + [BATCH_FIELD] + SANDBOX_FIELDS + [FORMAT_FIELD]
     + generation_fields(PAIRS_LOCAL),
     namespace={"check": _check_preference, "__module__": __name__})
 CurriculumStageConfig = derive(
-    "CurriculumStageConfig", _preference(),
-    drop=[f.name for f in dataclasses.fields(_preference())
+    "CurriculumStageConfig", PreferenceConfig,
+    drop=[f.name for f in dataclasses.fields(PreferenceConfig)
           if f.name not in _CURRICULUM_FIELDS + ("length_normalized",)],
     extra=[("input", str, option(help="The pairs step (recipe: a stage name; command line: its folder or the "
                                       "pairs file: JSONL, Parquet, a datasets folder).", flags=("--pairs",))),
@@ -110,7 +91,7 @@ def run_pairs(ctx: StageContext, cfg: Any) -> dict[str, Any]:
     from codeloop.problems import load_problems
 
     problems = load_problems(cfg.problems, split=cfg.split, limit=cfg.limit)
-    pref = _preference()(**library_kwargs(cfg, _preference(), seed=ctx.seed(cfg.seed)))
+    pref = PreferenceConfig(**library_kwargs(cfg, PreferenceConfig, seed=ctx.seed(cfg.seed)))
     pairs, stats = make_pairs(problems, pref, ctx.stage.path,
                               model_name=ctx.model(cfg.model),
                               exec_config=ExecConfig(**ctx.sandbox(cfg.timeout_s, cfg.memory_mb)), batch_size=cfg.batch_size,
@@ -122,7 +103,7 @@ def run_pairs(ctx: StageContext, cfg: Any) -> dict[str, Any]:
 # -- curriculum (DPO method, steps 6-7) -------------------------------------------------------------
 
 def run_curriculum(ctx: StageContext, cfg: Any) -> dict[str, Any]:
-    from codeloop.methods.preference import (PreferenceConfig, assign_curriculum, fill_distances,
+    from codeloop.methods.preference import (assign_curriculum, fill_distances,
                                              plot_distance_histogram, read_pairs)
 
     source = ctx.output_file(cfg.input, "pairs.jsonl")
@@ -145,11 +126,7 @@ def run_curriculum(ctx: StageContext, cfg: Any) -> dict[str, Any]:
 
 def _train_config(name: str, base: type, data_flag: str, what: str) -> type:
     def check(self: Any, where: str) -> None:
-        try:
-            base(**library_kwargs(self, base)).validate()
-        except UserError as exc:
-            key = (exc.where or "").rpartition(".")[2].lstrip("-").replace("-", "_")
-            raise UserError(exc.message, f"{where}.{key}") from None
+        validate_as(base, self, where)
 
     return derive(name, base, drop=("out_dir",), namespace={"check": check, "__module__": __name__}, extra=[
         ("input", str, option(help=f"The step whose {what} to train on (recipe: a stage name; command line: "

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from codeloop.errors import UserError
+from codeloop.methods.codeact import CDASConfig
 from codeloop.pipeline.stages import StageContext, TrainSFTConfig
-from codeloop.steps import FORMAT_FIELD, Step, derive, library_kwargs, option, problem_fields, run_fields
+from codeloop.steps import (FORMAT_FIELD, Step, derive, library_kwargs, option, problem_fields, run_fields,
+                            validate_as)
 from codeloop.training.packing import LAYOUTS
 from codeloop.records import atomic_write_text, in_format, write_jsonl
 
@@ -66,25 +68,15 @@ def run_sft_data(ctx: StageContext, cfg: SFTDataStageConfig) -> dict[str, Any]:
 
 # -- select -----------------------------------------------------------------------------------------
 
-def _cdas_config() -> type:
-    from codeloop.methods.codeact import CDASConfig
-
-    return CDASConfig
-
-
 def _check_select(self: Any, where: str) -> None:
     if self.size is not None and self.size_from:
         raise UserError("set size or size_from, not both", f"{where}.size_from")
     size = self.size if self.size is not None else (0 if self.size_from else None)
-    try:
-        _cdas_config()(**library_kwargs(self, _cdas_config(), seed=0, size=size)).validate()
-    except UserError as exc:
-        key = (exc.where or "").lstrip("-").replace("-", "_")
-        raise UserError(exc.message, f"{where}.{key}") from None
+    validate_as(CDASConfig, self, where, seed=0, size=size)
 
 
 SelectStageConfig = derive(
-    "SelectStageConfig", _cdas_config(), drop=("seed",), namespace={"check": _check_select, "__module__": __name__},
+    "SelectStageConfig", CDASConfig, drop=("seed",), namespace={"check": _check_select, "__module__": __name__},
     extra=[("input", str, option(flags=("--data", "-d"), help="The step whose records to select from (command "
                                                              "line: its folder or the JSONL file).")),
            ("file", str, option("sft.jsonl", help="That step's file.")),
@@ -111,7 +103,7 @@ def run_select(ctx: StageContext, cfg: Any) -> dict[str, Any]:
     if cfg.size_from:
         stats_file = ctx.output_file(cfg.size_from, "stats.json")
         size = int(json.loads(stats_file.read_text())["kept"])
-    config = _cdas_config()(**library_kwargs(cfg, _cdas_config(), seed=ctx.seed(cfg.seed), size=size))
+    config = CDASConfig(**library_kwargs(cfg, CDASConfig, seed=ctx.seed(cfg.seed), size=size))
     path = ctx.output_file(cfg.input, cfg.file)
     data = cdas.read_instruction_jsonl(path, cfg.instruction_field, cfg.response_field)
     model_name = ctx.model(cfg.model)

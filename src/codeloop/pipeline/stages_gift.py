@@ -18,30 +18,22 @@ from typing import Any, Optional
 
 from codeloop.errors import UserError
 from codeloop.execution import ExecConfig
+from codeloop.methods.gift import GiFTConfig
 from codeloop.pipeline.stages import StageContext
 from codeloop.steps import (FORMAT_FIELD, SANDBOX_FIELDS, Step, derive, generation_fields, library_kwargs, option,
-                            problem_fields, run_fields)
+                            problem_fields, run_fields, validate_as)
 from codeloop.records import atomic_write_text, in_format, write_jsonl
 
 
-def _gift_config() -> type:
-    from codeloop.methods.gift import GiFTConfig
-
-    return GiFTConfig
-
-
 def _check_gift(self: Any, where: str) -> None:
-    try:
-        _gift_config()(**library_kwargs(self, _gift_config(), seed=0)).validate()
-    except UserError as exc:
-        raise UserError(exc.message, f"{where}.{exc.where}") from None
+    validate_as(GiFTConfig, self, where, seed=0)
 
 
 GIFT_LOCAL = ("Each kept code's perplexity is scored by the model loaded here (a server cannot score): with "
               "backend openai, model must name the served model and load here too; with vllm both share the GPU.")
 
 
-GiFTStageConfig = derive("GiFTStageConfig", _gift_config(), drop=("seed",),
+GiFTStageConfig = derive("GiFTStageConfig", GiFTConfig, drop=("seed",),
                          extra=problem_fields("train") + run_fields("Sampling seed") + SANDBOX_FIELDS + [FORMAT_FIELD]
                          + generation_fields(GIFT_LOCAL),
                          namespace={"check": _check_gift, "__module__": __name__})
@@ -74,7 +66,7 @@ def run_gift(ctx: StageContext, cfg: Any) -> dict[str, Any]:
     from codeloop.methods.gift import gift, model_scorer, plot_chain
 
     problems, model, tokenizer, generator = _load(ctx, cfg, scores="scoring each kept code's perplexity")
-    gcfg = _gift_config()(**library_kwargs(cfg, _gift_config(), seed=ctx.seed(cfg.seed)))
+    gcfg = GiFTConfig(**library_kwargs(cfg, GiFTConfig, seed=ctx.seed(cfg.seed)))
     try:
         sft, stats = gift(problems, gcfg, generator, model_scorer(model, tokenizer, cfg.batch_size),
                           ctx.stage.path / "chains", ExecConfig(**ctx.sandbox(cfg.timeout_s, cfg.memory_mb)))
@@ -117,8 +109,8 @@ def _check_self_training(self: Any, where: str) -> None:
 
 # The plain baseline shares GiFT's sampling and resampling settings (declared there), no chains.
 SelfTrainingStageConfig = derive(
-    "SelfTrainingStageConfig", _gift_config(),
-    drop=[f.name for f in dataclasses.fields(_gift_config()) if f.name not in _SELF_TRAINING_KEEPS],
+    "SelfTrainingStageConfig", GiFTConfig,
+    drop=[f.name for f in dataclasses.fields(GiFTConfig) if f.name not in _SELF_TRAINING_KEEPS],
     extra=problem_fields("train") + run_fields("Sampling seed") + SANDBOX_FIELDS + [FORMAT_FIELD] + generation_fields() + [
         ("samples_per_problem", Optional[int], option(None, help="Codes sampled per problem (default: the "
                                                                 "budget_from step's iters x num_seq).")),
@@ -128,7 +120,7 @@ SelfTrainingStageConfig = derive(
 
 
 def run_self_training(ctx: StageContext, cfg: Any) -> dict[str, Any]:
-    from codeloop.methods.gift import GiFTConfig, self_training
+    from codeloop.methods.gift import self_training
 
     gcfg = GiFTConfig(**library_kwargs(cfg, GiFTConfig, seed=ctx.seed(cfg.seed)))
     n = cfg.samples_per_problem
