@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import types
 import typing
 from pathlib import Path
 from typing import Any, Optional
@@ -135,7 +136,7 @@ def _cli_type(tp: Any) -> tuple[Any, bool]:
     """The type typer parses a field as, and whether the text is a comma-separated list."""
     origin = typing.get_origin(tp)
     args = [a for a in typing.get_args(tp) if a is not type(None)]
-    if origin in (typing.Union, __import__("types").UnionType):
+    if origin in (typing.Union, types.UnionType):
         if len(args) == 1:
             inner, is_list = _cli_type(args[0])
             return Optional[inner], is_list

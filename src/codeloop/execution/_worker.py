@@ -34,7 +34,6 @@ import platform
 import resource
 import select
 import signal
-import stat
 import struct
 import sys
 import tempfile
@@ -83,14 +82,14 @@ _DENY = ("add_key", "keyctl", "request_key", "ptrace", "process_vm_readv", "proc
          "settimeofday", "clock_settime", "clock_adjtime", "adjtimex", "syslog", "name_to_handle_at",
          "open_by_handle_at", "quotactl", "vhangup", "lookup_dcookie", "personality")
 _SYSCALLS = {
-    "x86_64": dict(zip(_DENY + ("clone", "clone3", "pivot_root_nr"), (
+    "x86_64": dict(zip(_DENY + ("clone", "clone3"), (
         248, 250, 249, 101, 310, 311, 165, 166, 155, 161, 272, 308, 428, 429, 430, 431, 432, 433, 442, 321, 298,
         323, 425, 426, 427, 246, 320, 175, 313, 176, 167, 168, 169, 163, 164, 227, 305, 159, 103, 303, 304, 179,
-        153, 212, 135, 56, 435, 155))),
-    "aarch64": dict(zip(_DENY + ("clone", "clone3", "pivot_root_nr"), (
+        153, 212, 135, 56, 435))),
+    "aarch64": dict(zip(_DENY + ("clone", "clone3"), (
         217, 219, 218, 117, 270, 271, 40, 39, 41, 51, 97, 268, 428, 429, 430, 431, 432, 433, 442, 280, 241,
         282, 425, 426, 427, 104, 294, 105, 273, 106, 224, 225, 142, 89, 170, 112, 266, 171, 116, 264, 265, 60,
-        58, 18, 92, 220, 435, 41))),
+        58, 18, 92, 220, 435))),
 }
 _AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
 _CLONE_NS_FLAGS = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | 0x02000000
@@ -146,6 +145,12 @@ def _own_packages() -> set[str]:
     for loc in (spec.submodule_search_locations or []) if spec else []:
         paths.add(os.path.realpath(loc))
     return paths
+
+
+def _pivot_root(new_root: str, put_old: str) -> None:
+    """glibc has no wrapper for pivot_root: the raw system call (this machine's number)."""
+    nr = _SYSCALLS.get(platform.machine(), {}).get("pivot_root", 155)
+    _check(_LIBC.syscall(nr, new_root.encode(), put_old.encode()), "pivot_root")
 
 
 def _check(rc: int, what: str) -> None:
@@ -504,7 +509,6 @@ class Worker:
         self.seccomp = Seccomp(prog) if prog else None
         if self.seccomp is None:
             self.notes.append(f"no seccomp filter for {platform.machine()}")
-        self.base = "/tmp"
 
     def _legacy_setup(self, isolate_net: bool) -> None:
         """Without a mount namespace: a temp directory per run, the host's file system, subreaper
@@ -626,8 +630,7 @@ class Worker:
         _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
         os.mkdir("/tmp/old")
         os.mkdir("/tmp/new")
-        _check(_LIBC.syscall(_SYSCALLS.get(platform.machine(), {}).get("pivot_root_nr", 155),
-                             b"/tmp", b"/tmp/old"), "pivot_root")
+        _pivot_root("/tmp", "/tmp/old")
         os.chdir("/")
         _mount("tmpfs", "/new", "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
         new = "/new"
@@ -696,8 +699,7 @@ class Worker:
                         raise
                     self.notes.append(f"{p[len(new):]} stays writable ({exc.strerror})")
         os.chdir(new)
-        _check(_LIBC.syscall(_SYSCALLS.get(platform.machine(), {}).get("pivot_root_nr", 155), b".", b"."),
-               "pivot_root")
+        _pivot_root(".", ".")
         _check(_LIBC.umount2(b".", MNT_DETACH), "umount old root")
         os.chdir("/")
         _mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
