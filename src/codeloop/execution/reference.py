@@ -136,8 +136,9 @@ def reference_outputs(problems: list[Problem], config: ExecConfig) -> dict[str, 
             missing.append(p)
     if not missing:
         return found
-    pool_config = dataclasses.replace(config, executor="local", workers=max(1, min(config.workers, len(missing))),
-                                      timeout_s=max(config.timeout_s, 60.0), max_output_bytes=256 << 20)
+    # One worker: references run one after the other through run_program, which uses an idle pool's first.
+    pool_config = dataclasses.replace(config, executor="local", workers=1, timeout_s=max(config.timeout_s, 60.0),
+                                      max_output_bytes=256 << 20)
     with ExecutionPool(pool_config) as pool, progress_bar("reference outputs", len(missing)) as advance:
         for p in missing:
             program = program_for(p, Sample(task_id=p.task_id, completion=p.canonical_solution))
