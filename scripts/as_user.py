@@ -40,11 +40,13 @@ def expose(needed: set[str]) -> None:
     by_blocker: dict[str, set[str]] = {}
     for path in needed:
         parts = path.split(os.sep)
-        for i in range(2, len(parts)):
-            ancestor = os.sep.join(parts[:i])
-            if not os.stat(ancestor).st_mode & 0o001:
-                by_blocker.setdefault(ancestor, set()).add(path)
-                break
+        for i in range(2, len(parts) + 1):  # every closed folder on the way, outermost first
+            folder = os.sep.join(parts[:i])
+            if not os.stat(folder).st_mode & 0o001:
+                # The path itself closed (a checkout made in a `mktemp -d` folder): bind back its entries.
+                inside = [os.path.join(path, e) for e in os.listdir(path)] if folder == path else \
+                    [os.sep.join(parts[:i + 1])]
+                by_blocker.setdefault(folder, set()).update(inside)
     for blocker in sorted(by_blocker, key=len):
         keep = _outermost(by_blocker[blocker])
         fds = [os.open(p, os.O_PATH) for p in keep]  # still reachable once the tmpfs hides them
@@ -76,6 +78,7 @@ def main() -> None:
     needed = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, os.getcwd())}
     needed |= {os.path.realpath(p) for p in sys.path if p and os.path.exists(p)}
     expose(needed)
+    os.chdir(os.getcwd())  # the working directory through the new mounts, not the covered folder
     os.setgroups([])
     os.setresgid(pw.pw_gid, pw.pw_gid, pw.pw_gid)
     os.setresuid(pw.pw_uid, pw.pw_uid, pw.pw_uid)
