@@ -16,7 +16,6 @@ per-task conversions below are EvalPlus' (its `mbpp_deserialize_inputs`), rewrit
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,7 +23,7 @@ from codeloop.errors import UserError
 from codeloop.problems.code_frame import docstring, frame_from_solution, normalize_newlines
 from codeloop.problems.mbpp import split_of as mbpp_split_of
 from codeloop.problems.registry import ProblemSet, register
-from codeloop.problems.rows import iter_file_rows, need
+from codeloop.problems.rows import DATA_FOLDERS_HELP, iter_file_rows, local_data_file, need
 from codeloop.records import Problem
 
 REFERENCE_OUTPUTS = "reference-outputs"
@@ -106,11 +105,11 @@ def problem_from_row(row: dict[str, Any], where: str, name: str, base_only: bool
 
 
 def default_mbpp_plus() -> Path:
-    for folder in (os.environ.get("CODELOOP_DATA"), "../shared/data", "shared/data"):
-        if folder and (Path(folder) / "mbppplus.jsonl").exists():
-            return Path(folder) / "mbppplus.jsonl"
-    raise UserError("no MBPP+ file found: give mbpp+:PATH (EvalPlus' MbppPlus.jsonl), or set CODELOOP_DATA to its "
-                    "folder", "--problems")
+    path = local_data_file("mbppplus.jsonl")
+    if path is None:
+        raise UserError(f"no MBPP+ file found in {DATA_FOLDERS_HELP}: give mbpp+:PATH (EvalPlus' MbppPlus.jsonl), "
+                        "or set CODELOOP_DATA to its folder", "--problems")
+    return path
 
 
 def _loader(name: str) -> Callable[[str | None, str | None], list[Problem]]:

@@ -1,5 +1,6 @@
 """MBPP (Austin et al. 2021): `mbpp:PATH` (mbpp.jsonl or sanitized-mbpp.json, also Parquet) or
-`mbpp` / `mbpp:sanitized` / `mbpp:HF_ID` (Hugging Face, needs network; default
+`mbpp` / `mbpp:sanitized` (mbpp.jsonl / sanitized-mbpp.json from $CODELOOP_DATA or ../shared/data
+when there, else Hugging Face) / `mbpp:HF_ID` (Hugging Face, needs network; default
 google-research-datasets/mbpp).
 
 The prompt is a completion-style frame built from the reference solution (its imports and the
@@ -18,10 +19,11 @@ from codeloop.errors import UserError
 from codeloop.problems.registry import ProblemSet, register
 from codeloop.problems.code_frame import (defined_functions, first_called_function, frame_from_solution,
                                           normalize_newlines)
-from codeloop.problems.rows import is_file_source, iter_file_rows, iter_hub_rows, need
+from codeloop.problems.rows import is_file_source, iter_file_rows, iter_hub_rows, local_data_file, need
 from codeloop.records import Problem
 
 DEFAULT_HF_ID = "google-research-datasets/mbpp"
+LOCAL_FILES = {"full": "mbpp.jsonl", "sanitized": "sanitized-mbpp.json"}
 SPLITS = ("prompt", "test", "validation", "train")
 _ASSERT_CALL = re.compile(r"assert\s+(?:not\s+)?\(?\s*(?:set|sorted|math\.isclose|abs|round)?\(?\s*([A-Za-z_]\w*)\s*\(")
 
@@ -88,8 +90,14 @@ def _rows(source: str | None, split: str | None) -> Iterator[tuple[str, dict[str
     if source and is_file_source(source):
         yield from iter_file_rows(source)
         return
-    # `mbpp:sanitized` / `mbpp:full` pick a configuration of the default dataset.
+    # `mbpp:sanitized` / `mbpp:full` pick a configuration of the default dataset; a local copy
+    # (CODELOOP_DATA, ../shared/data) is read before the hub, so runs do not depend on the network.
     config = source if source in ("full", "sanitized") else None
+    if source is None or config:
+        local = local_data_file(LOCAL_FILES[config or "full"])
+        if local is not None:
+            yield from iter_file_rows(local)
+            return
     dataset_id = DEFAULT_HF_ID if source is None or config else source
     hub_splits = [split] if split else list(SPLITS)
     for _, where, row in iter_hub_rows("mbpp", dataset_id, config, hub_splits):

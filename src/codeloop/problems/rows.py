@@ -28,6 +28,19 @@ def is_file_source(source: str) -> bool:
     return source.startswith((".", "/", "~")) or source.count("/") > 1 or "\\" in source
 
 
+# Where a data file a problem set knows by name may lie on this machine, in this order. `../shared/data`
+# is the workplace's copy (provenance in its README); CODELOOP_DATA lets a user point anywhere.
+DATA_FOLDERS_HELP = "$CODELOOP_DATA, ../shared/data or shared/data"
+
+
+def local_data_file(filename: str) -> Path | None:
+    """The first `filename` found in $CODELOOP_DATA, ../shared/data, shared/data; None when absent."""
+    for folder in (os.environ.get("CODELOOP_DATA"), "../shared/data", "shared/data"):
+        if folder and (Path(folder) / filename).is_file():
+            return Path(folder) / filename
+    return None
+
+
 def iter_file_rows(path: str | os.PathLike[str]) -> Iterator[tuple[str, dict[str, Any]]]:
     """(where, row) for each record of a JSONL(.gz), JSON (a list of objects), Parquet file or a
     `datasets` save_to_disk folder: codeloop's one records reader (`codeloop.records.iter_records`)."""
