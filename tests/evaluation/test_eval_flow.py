@@ -58,3 +58,24 @@ def test_canonical_solutions_score_one(tmp_path, benchmark, split):
     s = evaluate(EvalConfig(benchmark=benchmark, split=split, model="canonical"), tmp_path / "c")
     assert s.metrics["pass@k"]["pass@1"] == 1.0, s.metrics["status"]
     assert s.metrics["n_problems"] >= 164
+
+
+def test_eval_samples_in_fp32_by_default_and_a_dtype_change_resamples(tmp_path, tiny_model_dir, monkeypatch):
+    import codeloop.generation as generation
+
+    loaded = []
+    real = generation.get_generator
+
+    def spy(backend="hf", model="default", adapter=None, **options):
+        loaded.append(options.get("dtype"))
+        return real(backend, model, adapter=adapter, **options)
+
+    monkeypatch.setattr(generation, "get_generator", spy)
+    out = tmp_path / "ev"
+    cfg = EvalConfig(benchmark="humaneval", model=str(tiny_model_dir), limit=2, max_new_tokens=4)
+    evaluate(cfg, out)
+    assert loaded == ["fp32"]
+    assert "dtype: fp32" in (out / "samples" / "config.yaml").read_text()
+    # the same folder with another dtype does not reuse the fp32 samples
+    evaluate(EvalConfig(**{**cfg.__dict__, "dtype": "bf16"}), out)
+    assert loaded == ["fp32", "bf16"]

@@ -9,7 +9,8 @@
 
 Benchmark conventions: HumanEval/MBPP/easy use the completion prompt of the problem (MBPP's holds
 the task text and one test); stdin/stdout sets (APPS, CodeContests) ask for a full program that
-reads standard input. Greedy pass@1 is the default (temperature 0, n 1).
+reads standard input. Greedy pass@1 in fp32 is the default (temperature 0, n 1): bf16 greedy output
+drifts with batch shapes and load, so a before/after delta could come from the kernels.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from codeloop.console import summary
+from codeloop.console import summary, warn
 from codeloop.errors import UserError
 from codeloop.steps import generation_option, option
 from codeloop.execution import ExecConfig
 from codeloop.execution.passk import passk_table
 from codeloop.generation import GenerationParams
 from codeloop.generation.decoders import get_decoder
+from codeloop.models import DTYPES as EVAL_DTYPES
 from codeloop.problems import load_problems
 from codeloop.records import Problem, Result, Sample, atomic_write_text, from_dict, write_jsonl
 from codeloop.resumable import execute_into, sample_into
@@ -73,6 +75,11 @@ class EvalConfig:
                             help="auto: every sandbox isolation feature this machine allows; full: refuse to "
                                  "run with less (docs/execution.md).")
     decode: str = option("none", help="A registered decoder, e.g. lintseq: the model writes edit sequences.")
+    dtype: str = option("fp32", choices=EVAL_DTYPES,
+                        help="Weights and activations while sampling (hf, vllm). fp32, the default, gives the "
+                             "same greedy output run after run; bf16 kernels change with batch shape and load, "
+                             "and flipped a demo's pass@1 by 1/60 between two runs. fp32 costs about 1.5-2x "
+                             "the time of native bf16 on a CPU; 'auto' picks bf16 where the hardware runs it.")
 
     def validate(self) -> None:
         if self.n < 1:
@@ -106,10 +113,10 @@ class EvalConfig:
         return params
 
 
-def backend_options(cfg: EvalConfig) -> dict[str, Any] | None:
-    """The openai backend's server and key (None: $OPENAI_BASE_URL / $OPENAI_API_KEY or nothing)."""
+def backend_options(cfg: EvalConfig) -> dict[str, Any]:
+    """hf / vllm: the dtype; openai: the server and key (None: $OPENAI_BASE_URL / $OPENAI_API_KEY)."""
     if cfg.backend != "openai":
-        return None
+        return {"dtype": cfg.dtype}
     return {"base_url": cfg.base_url, "api_key": cfg.api_key}
 
 
@@ -158,13 +165,17 @@ def evaluate(cfg: EvalConfig, out_dir: str | Path, generator: Any = None, proble
         raise UserError(f"no problems in {cfg.benchmark}" + (f" split {cfg.resolved_split()}" if cfg.split else ""),
                         "--benchmark")
     decoder = get_decoder(cfg.decode)
+    if cfg.n > 1 and cfg.n < 20 and max(cfg.ks) > 1:
+        warn(f"pass@k from n={cfg.n} samples per problem has a wide spread; the unbiased estimator is usually "
+             "run with n >= 20 (-n 20)")
     if cfg.model == CANONICAL:
         samples = canonical_samples(run.stage("samples", key=_key), problems)
     else:
         samples = sample_into(run.stage("samples", key=_key), problems, cfg.generation_params(),
                               model=cfg.model, backend=cfg.backend, adapter=cfg.adapter, generator=generator,
                               extra_config={"benchmark": cfg.benchmark, "split": cfg.resolved_split(),
-                                            "decode": cfg.decode},
+                                            "decode": cfg.decode,
+                                            **({"dtype": cfg.dtype} if cfg.backend != "openai" else {})},
                               postprocess=decoder.decode if decoder else None,
                               backend_options=backend_options(cfg))
     results = execute_into(run.stage("results", key=_key), problems, samples, cfg.exec_config(),
