@@ -133,3 +133,15 @@ def test_callers_cannot_corrupt_the_cache():
     a.prompt = "x"
     b = load_problems("easy", limit=1)[0]
     assert b.meta["split"] in ("train", "test") and b.prompt != "x"
+
+
+def test_problems_stats_prints_the_overlap_of_each_split_pair(capsys):
+    from codeloop.cli import main
+
+    assert main(["problems", "stats", "easy"]) == 0
+    out = capsys.readouterr().out
+    assert "template overlap: 0 of 575 test problems" in out
+    assert main(["problems", "stats", "easy", "--train-split", "train-v1", "--test-split", "test-v1"]) == 0
+    assert "template overlap: 620 of 630 test-v1 problems" in capsys.readouterr().out
+    assert main(["problems", "stats", "easy", "--test-split", "nope"]) == 2
+    assert "--test-split" in capsys.readouterr().err

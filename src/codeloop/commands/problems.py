@@ -1,4 +1,4 @@
-"""`codeloop problems list|show|export|check`."""
+"""`codeloop problems list|show|stats|export|check`."""
 
 from __future__ import annotations
 
@@ -64,6 +64,45 @@ def register(app: typer.Typer) -> None:
             first = (p.description or p.prompt).strip().splitlines()[0][:100] if (p.description or p.prompt) else ""
             stdout.print(f"[bold]{escape(p.task_id)}[/]  {escape(first)}")
         summary(f"{len(problems)} problems in {spec}" + (f" ({split})" if split else ""))
+
+    @problems_app.command("stats")
+    def stats(spec: str = typer.Argument(..., help="Problem set, e.g. easy, mbpp, mbpp+, humaneval."),
+              train_split: str = typer.Option("train", help="The split a model is trained on."),
+              test_split: str = typer.Option("test", help="The split it is evaluated on.")) -> None:
+        """Size of each split, and the leak a held-out split must not have: how many test problems
+        have a reference solution whose template (constants and strings masked) is also in train."""
+        from rich.table import Table
+
+        from codeloop.problems import get_problem_set, load_problems
+        from codeloop.problems.templates import template_key, template_overlap
+
+        from codeloop.errors import UserError
+
+        splits = list(get_problem_set(spec).splits) or [None]
+        for flag, name in (("--train-split", train_split), ("--test-split", test_split)):
+            if splits != [None] and name not in splits:
+                raise UserError(f"{spec} has no split '{name}' (splits: {', '.join(splits)})", flag)
+        loaded = {s: load_problems(spec, split=s) for s in splits}
+        table = Table(title=f"{spec}: splits")
+        for col in ("split", "problems", "with reference", "with tests", "distinct templates"):
+            table.add_column(col, justify="left" if col == "split" else "right")
+        for name, problems in loaded.items():
+            keys = {k for p in problems if (k := template_key(p.canonical_solution or "")) is not None}
+            table.add_row(name or "(all)", str(len(problems)),
+                          str(sum(bool((p.canonical_solution or "").strip()) for p in problems)),
+                          str(sum(bool(p.test.strip() or p.io_tests or p.meta.get("plus_inputs")) for p in problems)),
+                          str(len(keys)))
+        show_table(table)
+        if train_split in loaded and test_split in loaded:
+            o = template_overlap(loaded[train_split], loaded[test_split])
+            stdout.print(f"template overlap: {o['template_in_train']} of {o['test_problems']} {test_split} problems "
+                         f"({o['with_reference']} with a reference) share a template with the "
+                         f"{o['train_templates']} templates of {train_split}")
+            summary(f"{spec}: {len(loaded[train_split])} {train_split} / {len(loaded[test_split])} {test_split} "
+                    f"problems, template overlap {o['template_in_train']}")
+        else:
+            summary(f"{spec}: {sum(len(v) for v in loaded.values())} problems, one split: no train/test overlap "
+                    "to measure")
 
     @problems_app.command("export")
     def export(spec: str = typer.Argument(..., help="Problem set, e.g. humaneval, easy, mbpp:PATH."),

@@ -11,7 +11,7 @@ from codeloop.errors import UserError
 from codeloop.problems.registry import _REGISTRY, ProblemSet, register
 from codeloop.records import Problem
 
-__all__ = ["ProblemSet", "register", "problem_sets", "load_problems", "problems_by_id"]
+__all__ = ["ProblemSet", "register", "problem_sets", "get_problem_set", "load_problems", "problems_by_id"]
 
 
 def problem_sets() -> list[ProblemSet]:
@@ -30,14 +30,21 @@ def _ensure_loaded() -> None:
                 raise
 
 
-def load_problems(spec: str, split: str | None = None, limit: int | None = None) -> list[Problem]:
-    """Load the problems named by `spec` (see module doc); `limit` keeps the first N."""
+def get_problem_set(spec: str) -> ProblemSet:
+    """The registered set a spec names (`mbpp:PATH` -> mbpp)."""
     _ensure_loaded()
-    name, _, source = spec.partition(":")
+    name = spec.partition(":")[0]
     ps = _REGISTRY.get(name)
     if ps is None:
         known = ", ".join(sorted(_REGISTRY))
         raise UserError(f"unknown problem set '{name}' (known: {known}; or jsonl:PATH)", "--problems")
+    return ps
+
+
+def load_problems(spec: str, split: str | None = None, limit: int | None = None) -> list[Problem]:
+    """Load the problems named by `spec` (see module doc); `limit` keeps the first N."""
+    ps = get_problem_set(spec)
+    name, _, source = spec.partition(":")
     if ps.needs_source and not source:
         raise UserError(f"problem set '{name}' needs a source: {name}:PATH", "--problems")
     if split is not None and ps.splits and split not in ps.splits:
