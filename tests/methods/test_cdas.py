@@ -178,12 +178,14 @@ def test_bad_configs_name_the_option(kwargs, where):
 
 
 def test_fields_are_detected_or_named():
+    # unnamed: the fields the SFT formatter trains on (prompt before instruction)
     d = check_records([("f:1", {"instruction": "a", "response": "b", "prompt": "p", "completion": "c"})])
+    assert (d.instruction_field, d.response_field) == ("prompt", "completion") and d.pair_source == "trained"
+    assert d.instructions == ["p"] and d.responses == ["c"]
+    d = check_records([("f:1", {"instruction": "a", "response": "b"})])
     assert (d.instruction_field, d.response_field) == ("instruction", "response")
-    d = check_records([("f:1", {"prompt": "p", "completion": "c"})])
-    assert (d.instruction_field, d.response_field) == ("prompt", "completion")
     d = check_records([("f:1", {"question": "q", "answer": "a"})], "question", "answer")
-    assert d.instructions == ["q"] and d.responses == ["a"]
+    assert d.instructions == ["q"] and d.responses == ["a"] and d.pair_source == "fields"
     d = check_records([("f:1", {"question": "q", "response": "a"})], "question", None)
     assert d.response_field == "response"
 
@@ -192,16 +194,20 @@ def test_missing_or_wrong_fields_name_file_line_and_field():
     good = {"instruction": "a", "response": "b"}
     with pytest.raises(UserError) as e:
         check_records([("d.jsonl:1", good), ("d.jsonl:2", {"instruction": "a"})])
-    assert e.value.where == "d.jsonl:2: response" and "missing field 'response'" in e.value.message
+    assert e.value.where == "d.jsonl:2" and "missing required field 'completion'" in e.value.message
     with pytest.raises(UserError) as e:
         check_records([("d.jsonl:1", good), ("d.jsonl:2", good), ("d.jsonl:3", {"instruction": 3, "response": "x"})])
-    assert e.value.where == "d.jsonl:3: instruction" and "must be a string" in e.value.message
+    assert e.value.where == "d.jsonl:3" and "must be a string" in e.value.message
     with pytest.raises(UserError) as e:
         check_records([("d.jsonl:1", {"question": "q", "answer": "a"})])
     assert e.value.where == "d.jsonl:1" and "--instruction-field" in e.value.message
+    # named fields are checked as before
     with pytest.raises(UserError) as e:
         check_records([("d.jsonl:1", {"question": "q", "answer": "a"})], "question", "output")
     assert e.value.where == "d.jsonl:1: output"
+    with pytest.raises(UserError) as e:
+        check_records([("d.jsonl:1", {"question": 3, "answer": "a"})], "question", "answer")
+    assert e.value.where == "d.jsonl:1: question" and "must be a string" in e.value.message
     with pytest.raises(UserError):
         check_records([])
 

@@ -43,12 +43,15 @@ def _direct_ppl(model, tok, context_ids, answer_ids):
     return math.exp(sum(nll) / len(nll))
 
 
-def test_ifd_equals_a_direct_two_forward_computation(tiny):
+@pytest.mark.parametrize("template,wrap", [("trained", "{q}"), (None, "{q}"),
+                                           ("official", "Question:\n{q}\n\nAnswer:\n")])
+def test_ifd_equals_a_direct_two_forward_computation(tiny, template, wrap):
     model, tok = tiny
-    got = cdas.score_ifd(model, tok, INSTRUCTIONS[:6], RESPONSES[:6], batch_size=4)
+    kwargs = {"template": template} if template else {}
+    got = cdas.score_ifd(model, tok, INSTRUCTIONS[:6], RESPONSES[:6], batch_size=4, **kwargs)
     for q, a, value in zip(INSTRUCTIONS, RESPONSES, got):
         answer = tok(a, add_special_tokens=False)["input_ids"]
-        prompt = [tok.bos_token_id] + tok(f"Question:\n{q}\n\nAnswer:\n", add_special_tokens=False)["input_ids"]
+        prompt = [tok.bos_token_id] + tok(wrap.format(q=q), add_special_tokens=False)["input_ids"]
         conditional = _direct_ppl(model, tok, prompt, answer)
         unconditional = _direct_ppl(model, tok, [tok.bos_token_id], answer)
         assert value == pytest.approx(conditional / unconditional, rel=1e-4)
@@ -58,8 +61,15 @@ def test_ifd_equals_a_direct_two_forward_computation(tiny):
 
 def test_an_empty_response_is_a_failed_score_and_dropped(tiny):
     model, tok = tiny
-    data = cdas.check_records([(f"m:{i}", {"instruction": q, "response": a})
-                               for i, (q, a) in enumerate(zip(["q1", "q2", "q3"], ["x = 1\n", "", "y = 2\n"]))])
+    rows = [(f"m:{i}", {"instruction": q, "response": a})
+            for i, (q, a) in enumerate(zip(["q1", "q2", "q3"], ["x = 1\n", "", "y = 2\n"]))]
+    # training could not learn an empty response: as the trained pair it is refused on read, like SFT does
+    from codeloop.errors import UserError
+
+    with pytest.raises(UserError) as e:
+        cdas.check_records(rows)
+    assert e.value.where == "m:1" and "empty" in e.value.message
+    data = cdas.check_records(rows, "instruction", "response")  # named fields are scored as they are
     res = cdas.select_records(data, cdas.CDASConfig(method="ifd-only", ratio=1.0), model, tok)
     assert math.isnan(res.ifd[1]) and res.reasons[1] == "failed"
     assert res.stats["dropped_failed"] == 1
@@ -131,7 +141,7 @@ def test_cli_names_file_line_and_field_for_bad_records(registered, tmp_path, cap
     data = _write(tmp_path / "bad.jsonl", [{"instruction": "a", "response": "b"}, {"instruction": "c"}])
     assert registered(["select", "random", "--data", str(data), "--out", str(tmp_path / "o.jsonl")]) == 2
     err = capsys.readouterr().err
-    assert f"{data}:2: response" in err and "missing field 'response'" in err
+    assert f"{data}:2: " in err and "missing required field 'completion' (or 'response')" in err
     assert not (tmp_path / "o.jsonl").exists()
 
     other = _write(tmp_path / "other.jsonl", [{"question": "a", "answer": "b"}])

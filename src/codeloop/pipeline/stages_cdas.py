@@ -1,6 +1,6 @@
 """Recipe stages for CodeACT (CDAS data selection + Dynamic Pack), registered on import.
 
-- ``sft_data``: instruction/response SFT records from a problem set's reference solutions.
+- ``sft_data``: prompt/completion SFT records from a problem set's reference solutions.
 - ``select``: CDAS / ifd-only / random selection of an earlier stage's records.
 - ``train_sft_profiled``: the ``train_sft`` stage plus the training's peak memory, and the
   Dynamic Pack row layout as an option (``next-fit``, the paper's, by default).
@@ -30,17 +30,20 @@ INSTRUCTION_SOURCES = ("auto", "description", "prompt")
 SFTDataStageConfig = derive(
     "SFTDataStageConfig", None, namespace={"__module__": __name__}, extra=problem_fields("train") + [
         ("instruction", str, option("auto", choices=INSTRUCTION_SOURCES,
-                                    help="The instruction: the problem's description, its prompt, or auto (the "
-                                         "description when there is one, else the prompt).")), FORMAT_FIELD])
+                                    help="What the records' `instruction` field holds: the problem's description, "
+                                         "its prompt, or auto (the description when there is one, else the "
+                                         "prompt). Training and CDAS read prompt/completion.")), FORMAT_FIELD])
 
 
 def problem_sft_record(problem: Any, instruction: str = "auto") -> dict[str, Any] | None:
     """One record per problem with a reference solution, None without one.
 
-    ``instruction``/``response`` are what CDAS embeds and scores: the task in words and the whole
-    reference program. ``prompt``/``completion`` are what training sees, in the evaluation's
-    completion format (the problem's prompt, continued by the reference solution), so the tuned
-    model is asked the way it is evaluated.
+    ``prompt``/``completion`` are the pair that is trained, in the evaluation's completion format
+    (the problem's prompt, continued by the reference solution), so the tuned model is asked the
+    way it is evaluated; CDAS scores and embeds the same pair (the SFT formatter reads ``prompt``
+    before ``instruction``: codeact/pairs.py). ``instruction``/``response`` (the task in words, the
+    whole reference program) describe the problem for other steps, e.g. LintSeq's edits of the
+    program.
     """
     solution = problem.canonical_solution or ""
     if not solution.strip():

@@ -3,21 +3,24 @@
 Source: "CodeACT: Code Adaptive Compute-efficient Tuning Framework for Code LLMs" (arXiv 2408.02193),
 official code Kyle-Lyu/CodeACT (CDAS/get_embedding.py, calculate_ifd.py, select_data.py).
 
-The algorithm, as this file runs it (records in and out: io.py; figures: plots.py):
+The algorithm, as this file runs it (records in and out: io.py; the pair: pairs.py; figures: plots.py):
 
-    1. emb      <- embed(instructions)                 # sentence-transformers, L2-normalised
+    0. (q, a)   <- the trained pair of every record: what the SFT formatter gives training
+    1. emb      <- embed(q)                            # sentence-transformers, L2-normalised
     2. labels   <- KMeans(K).fit_predict(emb)          # diversity; K clamped to the distinct instructions
-    3. ifd      <- PPL(answer | "Question:\\n{q}\\n\\nAnswer:\\n") / PPL(answer)   # complexity,
-                   under the model that will be tuned
+    3. ifd      <- PPL(a | template(q)) / PPL(a)       # complexity, under the model that will be
+                   tuned; template "{q}": the trained prompt as it is
     4. per cluster: drop IFD >= 1 (the instruction does not help) and failed (non-finite) scores,
        sort the rest by IFD, highest first, keep the first floor(m * eligible)
     5. train on the kept records (Dynamic Pack: codeloop.training, packing="codeact")
 
-Details that follow the official code: clustering runs on every record (before any is dropped);
-m is applied to a cluster's *eligible* records (those left after step 4's drops), rounded down
-(``int(len(cluster) * ratio)``), so a cluster with fewer than 1/m eligible records contributes
-nothing; ties keep input order (Python's stable sort). Where this file differs: a failed score is
-dropped (the official code turns it into IFD 0 and keeps it as the least complex record), K is
+Details that follow the official code: clustering runs on every record (before any is dropped) and
+embeds the instruction only; m is applied to a cluster's *eligible* records (those left after step
+4's drops), rounded down (``int(len(cluster) * ratio)``), so a cluster with fewer than 1/m eligible
+records contributes nothing; ties keep input order (Python's stable sort). Where this file differs:
+the IFD prompt is the trained prompt, not the official ``"Question:\n{q}\n\nAnswer:\n"`` (which
+is not the official training template either; ``template="official"`` restores it); a failed score
+is dropped (the official code turns it into IFD 0 and keeps it as the least complex record), K is
 clamped to the number of distinct instruction embeddings (the official code would fail or leave
 empty clusters), and KMeans runs ``n_init`` seeded restarts. The kept records come out in input
 order.
@@ -38,8 +41,12 @@ import numpy as np
 from codeloop.errors import UserError
 from codeloop.steps import option
 from codeloop.methods.codeact.io import InstructionData, SelectionResult
+from codeloop.methods.codeact.pairs import TRAINED_TEMPLATE
 from codeloop.scoring import IFD_TEMPLATE  # "Question:\n{q}\n\nAnswer:\n", the official calculate_ifd.py prompt
 from codeloop.scoring import embed_texts, ifd_scores
+
+# Names a --template may give instead of the text itself.
+TEMPLATES = {"trained": TRAINED_TEMPLATE, "official": IFD_TEMPLATE}
 
 METHODS = ("cdas", "ifd-only", "random")
 ROUNDING = ("floor", "ceil", "round")
@@ -57,7 +64,9 @@ class CDASConfig:
     n_init: int = option(10, help="KMeans restarts; the best inertia wins.")
     embedder: str = option("default", help="sentence-transformers model; 'default': the bundled "
                                            "all-MiniLM-L6-v2.")
-    template: str = option(IFD_TEMPLATE, help="The IFD prompt around the instruction ({q}).")
+    template: str = option("trained", help="The IFD prompt around the instruction ({q}): 'trained' = the "
+                                           "trained prompt as it is ({q}); 'official' = the official "
+                                           "code's Question/Answer wrapper; or the text itself.")
     batch_size: int = option(8, help="Records per scoring batch.")
     max_length: int | None = option(None, help="Cut long prompts (oldest tokens first) when scoring.")
 
@@ -79,8 +88,12 @@ class CDASConfig:
             raise UserError(f"must be >= 1, got {self.n_init}", "--n-init")
         if self.batch_size < 1:
             raise UserError(f"must be >= 1, got {self.batch_size}", "--batch-size")
-        if "{q}" not in self.template:
-            raise UserError("the IFD template must contain {q}", "--template")
+        if "{q}" not in self.template_text:
+            raise UserError("the IFD template must contain {q} (or be 'trained' or 'official')", "--template")
+
+    @property
+    def template_text(self) -> str:
+        return TEMPLATES.get(self.template, self.template)
 
     @property
     def needs_model(self) -> bool:
@@ -122,8 +135,9 @@ def cluster_embeddings(embeddings: np.ndarray, k: int, seed: int = 42, n_init: i
 # -- step 3: IFD -------------------------------------------------------------------------------------
 
 def score_ifd(model: Any, tokenizer: Any, instructions: Sequence[str], responses: Sequence[str],
-              template: str = IFD_TEMPLATE, batch_size: int = 8, max_length: int | None = None) -> list[float]:
+              template: str = TRAINED_TEMPLATE, batch_size: int = 8, max_length: int | None = None) -> list[float]:
     """IFD per record (codeloop.scoring.ifd_scores); NaN where a score could not be computed."""
+    template = TEMPLATES.get(template, template)
     out = []
     for s in ifd_scores(model, tokenizer, instructions, responses, template=template, batch_size=batch_size,
                         max_length=max_length):
@@ -236,18 +250,19 @@ def select_records(data: InstructionData, config: CDASConfig, model: Any = None,
     else:
         if model is None or tokenizer is None:
             raise ValueError(f"method {config.method} needs the model to be tuned (for IFD)")
+        pairs = data.pairs(tokenizer)
         if config.method == "cdas":
-            embeddings = embed_texts(data.instructions, model_name=config.embedder)
+            embeddings = embed_texts([p.query for p in pairs], model_name=config.embedder)
             clustering = cluster_embeddings(embeddings, config.clusters, config.seed, config.n_init)
             labels = [int(x) for x in clustering.labels]
-        ifd = score_ifd(model, tokenizer, data.instructions, data.responses, config.template,
-                        config.batch_size, config.max_length)
+        ifd = score_ifd(model, tokenizer, [p.instruction for p in pairs], [p.response for p in pairs],
+                        config.template_text, config.batch_size, config.max_length)
         sel = select_top_per_cluster(ifd, labels if labels is not None else [0] * n, config.ratio,
                                      config.rounding, config.size)
     stats = {"method": config.method, **{k: v for k, v in sel.stats.items() if k != "per_cluster"},
              "kept_fraction": sel.stats["kept"] / n if n else 0.0,
              "instruction_field": data.instruction_field, "response_field": data.response_field,
-             "source": data.source, "model": model_name or None}
+             "pair": data.pair_source, "source": data.source, "model": model_name or None}
     if config.method == "cdas":
         assert clustering is not None
         stats.update(k_requested=clustering.k_requested, k_used=clustering.k_used,
@@ -257,7 +272,7 @@ def select_records(data: InstructionData, config: CDASConfig, model: Any = None,
         stats.update(seed=config.seed)
     if ifd is not None:
         finite = [v for v in ifd if not is_failed_score(v)]
-        stats.update(template=config.template, ifd_median=float(np.median(finite)) if finite else None,
+        stats.update(template=config.template_text, ifd_median=float(np.median(finite)) if finite else None,
                      ifd_median_kept=float(np.median([ifd[i] for i in sel.indices])) if sel.indices else None)
     stats["per_cluster"] = sel.stats["per_cluster"]
     out = []

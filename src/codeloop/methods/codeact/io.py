@@ -1,5 +1,6 @@
-"""CDAS's records in and out: instruction/response data (fields detected and checked on read), the
-selection result, and the kept records + stats written next to each other."""
+"""CDAS's records in and out: instruction/response data (read through the SFT formatter, so the pair
+is the trained one: pairs.py), the selection result, and the kept records + stats written next to
+each other."""
 
 from __future__ import annotations
 
@@ -11,28 +12,48 @@ from typing import Any, Sequence
 import numpy as np
 
 from codeloop.errors import UserError
+from codeloop.methods.codeact.pairs import TrainedPair, formatter_fields, sft_rows, trained_pair
 from codeloop.records import atomic_write_text, in_format, iter_records, write_jsonl
 
-# Tried in order when no field names are given: the first pair present in the first record wins.
-FIELD_PAIRS = (("instruction", "response"), ("prompt", "completion"))
+# Completes a half-named pair (--instruction-field without --response-field, or the reverse), in the
+# SFT formatter's order: prompt before instruction, as training reads them.
+FIELD_PAIRS = (("prompt", "completion"), ("instruction", "response"))
 
 
 @dataclass
 class InstructionData:
-    """Records with the names of their instruction and response fields (checked on read)."""
+    """Records with the names of their instruction and response fields (checked on read).
+
+    `rows`: the SFT formatter's rows, one per record, when the pair is the trained one (no field
+    named); None when the user named the fields to score, which are then taken as they are."""
 
     records: list[dict[str, Any]]
     instruction_field: str
     response_field: str
     source: str = ""
+    rows: list[dict[str, Any]] | None = None
+    places: list[str] | None = None  # each record's `file:LINE`, for mistakes found when pairing
+
+    @property
+    def pair_source(self) -> str:
+        return "trained" if self.rows is not None else "fields"
+
+    def pairs(self, tokenizer: Any = None) -> list[TrainedPair]:
+        """The (instruction, response, query) texts per record: what IFD scores and k-means embeds.
+        `tokenizer` renders conversations (the model's chat template, as training does)."""
+        if self.rows is None:
+            return [TrainedPair(r[self.instruction_field], r[self.response_field], r[self.instruction_field])
+                    for r in self.records]
+        places = self.places or [f"record {i}" for i in range(len(self.rows))]
+        return [trained_pair(row, tokenizer, where) for row, where in zip(self.rows, places)]
 
     @property
     def instructions(self) -> list[str]:
-        return [r[self.instruction_field] for r in self.records]
+        return [p.instruction for p in self.pairs()]
 
     @property
     def responses(self) -> list[str]:
-        return [r[self.response_field] for r in self.records]
+        return [p.response for p in self.pairs()]
 
 
 def detect_fields(first: dict[str, Any], instruction_field: str | None, response_field: str | None,
@@ -59,12 +80,18 @@ def detect_fields(first: dict[str, Any], instruction_field: str | None, response
 
 def check_records(numbered: Sequence[tuple[str, dict[str, Any]]], instruction_field: str | None = None,
                   response_field: str | None = None, source: str = "") -> InstructionData:
-    """Check every record has string instruction/response fields; `numbered` = (where, record)."""
+    """Check the records; `numbered` = (where, record). Without field names every record goes through
+    the SFT formatter (the pair is the trained one); named fields must be strings in every record."""
     if not numbered:
         raise UserError("no records", source or None)
     for where, rec in numbered:
         if not isinstance(rec, dict):
             raise UserError(f"expected a JSON object, got {type(rec).__name__}", where)
+    if instruction_field is None and response_field is None:
+        rows = sft_rows(numbered)
+        ifield, rfield = formatter_fields(numbered[0][1])
+        return InstructionData([rec for _, rec in numbered], ifield, rfield, source, rows,
+                               [where for where, _ in numbered])
     ifield, rfield = detect_fields(numbered[0][1], instruction_field, response_field, numbered[0][0])
     for where, rec in numbered:
         for name, option in ((ifield, "--instruction-field"), (rfield, "--response-field")):
@@ -73,6 +100,13 @@ def check_records(numbered: Sequence[tuple[str, dict[str, Any]]], instruction_fi
             if not isinstance(rec[name], str):
                 raise UserError(f"field '{name}' must be a string, got {type(rec[name]).__name__}",
                                 f"{where}: {name}")
+    trained = formatter_fields(numbered[0][1])
+    if (ifield, rfield) != trained:
+        from codeloop.console import warn
+
+        # named fields are an explicit choice, but IFD then measures a pair training does not learn
+        warn(f"scoring {ifield} -> {rfield}, while SFT training on these records learns {trained[0]} -> "
+             f"{trained[1]}; leave --instruction-field/--response-field unset to score the trained pair")
     return InstructionData([rec for _, rec in numbered], ifield, rfield, source)
 
 
@@ -83,7 +117,6 @@ def read_instruction_jsonl(path: str | Path, instruction_field: str | None = Non
     return check_records(numbered, instruction_field, response_field, str(p))
 
 
-@dataclass
 @dataclass
 class SelectionResult:
     records: list[dict[str, Any]]  # the kept records: every input field plus `ifd` and `cluster`
