@@ -44,6 +44,15 @@ def test_distance_equals_a_direct_computation(tiny, length_normalized):
         assert p.distance == pytest.approx(abs(lc - lr), rel=1e-4, abs=1e-4)
 
 
+def test_signed_distance_equals_a_direct_computation(tiny):
+    model, tok = tiny
+    pairs = pair_distances(model, tok, _pairs(), batch_size=4, signed=True)
+    gaps = [_direct_logprob(model, tok, p.prompt, p.chosen) - _direct_logprob(model, tok, p.prompt, p.rejected)
+            for p in pairs]
+    assert [p.distance for p in pairs] == pytest.approx(gaps, rel=1e-4, abs=1e-4)
+    assert any(g < 0 for g in gaps) or any(g > 0 for g in gaps)
+
+
 def test_trainer_sees_the_curriculum_order(tiny, tiny_model_dir, tmp_path):
     from codeloop.training import DPORunConfig, train_dpo
 

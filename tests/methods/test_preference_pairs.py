@@ -3,7 +3,7 @@ import pytest
 
 from codeloop.errors import UserError
 from codeloop.methods.preference import (PreferenceConfig, assign_curriculum, bucket_thresholds, build_pairs,
-                                         sample_score)
+                                         fill_distances, logprob_gap, sample_score)
 from codeloop.records import Pair, Result
 
 
@@ -65,7 +65,7 @@ def _pairs(distances):
 
 def test_bucket_edges_match_numpy_percentiles():
     d = list(range(100))  # 0..99
-    cfg = PreferenceConfig()
+    cfg = PreferenceConfig(drop_bottom=False)  # keep bucket 0 to see its members
     th = bucket_thresholds(d, cfg.bucket_edges)
     assert th == [float(np.percentile(d, e)) for e in (10, 50, 90, 100)]
     ordered = assign_curriculum(_pairs(d), cfg)
@@ -78,14 +78,59 @@ def test_bucket_edges_match_numpy_percentiles():
 
 def test_curriculum_order_large_first_and_drop_bottom():
     d = [float(x) for x in range(50)]
-    ordered = assign_curriculum(_pairs(d), PreferenceConfig(drop_bottom=True, seed=1))
-    assert len(ordered) == 45 and min(p.distance for p in ordered) >= 5
+    ordered = assign_curriculum(_pairs(d), PreferenceConfig(seed=1))
+    assert len(ordered) == 45 and min(p.distance for p in ordered) >= 5  # the source prunes the bottom decile
     assert [p.order for p in ordered] == list(range(45))
     buckets = [p.bucket for p in ordered]
-    assert buckets == sorted(buckets, reverse=True)  # easy (large distance) first
+    assert buckets == sorted(buckets, reverse=True)  # large gap first
     assert [p.distance for p in ordered] != sorted((p.distance for p in ordered), reverse=True)  # shuffled within
     small = assign_curriculum(_pairs(d), PreferenceConfig(direction="small-first"))
     assert [p.bucket for p in small] == sorted(p.bucket for p in small)
+    assert {p.task_id for p in small} == {p.task_id for p in ordered}  # both arms train on the same pairs
+    kept_all = assign_curriculum(_pairs(d), PreferenceConfig(drop_bottom=False))
+    assert len(kept_all) == 50 and min(p.bucket for p in kept_all) == 0
+
+
+def test_source_defaults_and_the_arms():
+    cfg = PreferenceConfig()
+    assert cfg.drop_bottom is True and cfg.signed is False and cfg.bucket_edges == [10.0, 50.0, 90.0, 100.0]
+    # shuffled is not a direction: it is the same pairs trained with curriculum: false
+    with pytest.raises(UserError, match="curriculum: false") as e:
+        PreferenceConfig(direction="shuffled").validate()
+    assert e.value.where == "direction"
+
+
+def _scored(gaps):
+    return [Pair(task_id=f"t{i}", prompt="p", chosen="c", rejected="r", distance=abs(g),
+                 extra={"chosen_logprob": g - 10.0, "rejected_logprob": -10.0, "chosen_tokens": 2,
+                        "rejected_tokens": 4, "length_normalized": False})
+            for i, g in enumerate(gaps)]
+
+
+def test_signed_distance_keeps_the_sign_the_absolute_one_drops():
+    gaps = [-8.0, -3.0, -1.0, 0.5, 2.0, 4.0, 6.0, 7.0, 9.0, 12.0]
+    pairs = _scored(gaps)
+    assert fill_distances(pairs, None, signed=True) == 0  # the sign comes from the kept log-probs, no model
+    assert [p.distance for p in pairs] == gaps
+    assert logprob_gap(pairs[0]) == -8.0
+    ordered = assign_curriculum(pairs, PreferenceConfig(signed=True, seed=0))
+    # the pair the initial model gets most wrong (-8) is the smallest signed gap: pruned, not "easy"
+    assert "t0" not in {p.task_id for p in ordered}
+    absolute = assign_curriculum(_scored(gaps), PreferenceConfig(seed=0))
+    assert next(p for p in absolute if p.task_id == "t0").bucket == 2  # |-8| sits with the clear pairs
+
+
+def test_signed_needs_log_probs_or_a_model():
+    pairs = [Pair(task_id="t", prompt="p", chosen="c", rejected="r", distance=1.0)]  # made elsewhere
+    assert fill_distances(pairs, None) == 0 and pairs[0].distance == 1.0
+    with pytest.raises(UserError, match="log-probs"):
+        fill_distances(pairs, None, signed=True)
+
+
+def test_length_normalized_sign_uses_the_per_token_means():
+    (p,) = _scored([1.0])  # summed: chosen -9 (2 tokens) vs rejected -10 (4 tokens)
+    p.extra["length_normalized"] = True
+    assert logprob_gap(p) == pytest.approx(-9.0 / 2 - (-10.0 / 4))
 
 
 def test_curriculum_needs_distances_and_valid_edges():

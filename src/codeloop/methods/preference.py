@@ -12,16 +12,21 @@ The algorithm, as this file runs it:
     4. pairs    <- per problem: chosen = best score, rejected = worst score;
                    skip ties, dedupe identical code, chosen must pass (or score > 0)
     5. distance <- |log p0(chosen | prompt) - log p0(rejected | prompt)|        # initial model p0
-    6. buckets  <- distance percentiles (10-50, 50-90, 90-100; optionally drop < 10)
-    7. order    <- buckets easy -> hard, shuffled within a bucket               # the curriculum
-    8. train DPO on the pairs in that order (or shuffled, the baseline)
+                   (or signed, `signed`: negative where p0 prefers the rejected program)
+    6. buckets  <- distance percentiles (10-50, 50-90, 90-100; the bottom decile dropped)
+    7. order    <- buckets in the chosen direction, shuffled within a bucket    # the curriculum
+    8. train DPO on the pairs in that order (or shuffled by the trainer, the baseline)
 
-Direction of the curriculum. A pair whose chosen and rejected completions the initial model already
-tells far apart (a large |log-prob gap|) is an easy preference: the policy sees a strong, clean
-signal. A small gap means the two programs look alike to the model, the hard case. Easy -> hard is
-therefore "largest distance first" (`direction="large-first"`, the default, as in the blog's
-logit curriculum and Curri-DPO's pairwise-distinguishability order); "small-first" and "shuffled"
-are there for ablations.
+The source's choices are the defaults: the absolute gap (the sign is dropped, so a pair the initial
+model gets badly wrong sits with the pairs it gets clearly right) and the bottom decile pruned.
+
+Direction of the curriculum. The blog does not say which end comes first. One reading: a pair whose
+chosen and rejected completions the initial model already tells far apart (a large gap) is an easy
+preference, so easy -> hard is "largest distance first" (`direction="large-first"`, the default,
+Curri-DPO's pairwise-distinguishability order); the opposite reading is "small-first". Both are
+first-class arms of recipes/dpo_curriculum.yaml; the shuffled baseline is the same pairs trained
+with `curriculum: false` (the trainer's seeded sampler), not a direction here, so this file is the
+one place a curriculum order is made.
 
 This file holds no sampling, sandbox, scoring or training mechanics: it calls the layers below.
 """
@@ -40,6 +45,9 @@ from codeloop.steps import option
 from codeloop.records import Pair, Problem, Result, normalized_code
 
 
+DIRECTIONS = ("large-first", "small-first")
+
+
 @dataclass
 class PreferenceConfig:
     n: int = option(4, help="Best-of-N: samples per problem (the source used N=3).", flags=("-n",))
@@ -54,10 +62,15 @@ class PreferenceConfig:
     length_normalized: bool = option(False, help="Distance of mean (not summed) per-token log-probs.")
     bucket_edges: list[float] = option(default_factory=lambda: [10.0, 50.0, 90.0, 100.0], flags=("--edges",),
                                        help="Bucket edges as distance percentiles, increasing, ending at 100.")
-    drop_bottom: bool = option(False, help="Drop pairs below the first edge, as the source did.")
-    direction: str = option("large-first", choices=("large-first", "small-first", "shuffled"),
-                            help="Training order of the buckets: large-first (largest log-prob gap first, the "
-                                 "blog's easy -> hard as we read it), small-first, or shuffled.")
+    drop_bottom: bool = option(True, help="Drop the pairs below the first edge (the bottom decile with the "
+                                          "default edges), as the source did.")
+    signed: bool = option(False, help="Order by the signed gap log p0(chosen) - log p0(rejected) (negative: the "
+                                      "initial model prefers the rejected program) instead of its absolute value "
+                                      "(the source's).")
+    direction: str = option("large-first", choices=DIRECTIONS,
+                            help="Which buckets come first: large-first (largest log-prob gap first, easy -> "
+                                 "hard as we read the blog) or small-first. The shuffled baseline is "
+                                 "`curriculum: false` at training.")
     seed: int = option(0, help="Sampling seed; shuffle seed within buckets.")
 
     def validate(self) -> None:
@@ -65,8 +78,10 @@ class PreferenceConfig:
             raise UserError("must be 'fraction' or 'count'", "score")
         if self.chosen_rule not in ("passed", "positive"):
             raise UserError("must be 'passed' or 'positive'", "chosen_rule")
-        if self.direction not in ("large-first", "small-first", "shuffled"):
-            raise UserError("must be 'large-first', 'small-first' or 'shuffled'", "direction")
+        if self.direction not in DIRECTIONS:
+            hint = (" (the shuffled baseline is the same pairs trained with curriculum: false)"
+                    if self.direction == "shuffled" else "")
+            raise UserError(f"must be 'large-first' or 'small-first'{hint}", "direction")
         edges = self.bucket_edges
         if not edges or any(b <= a for a, b in zip(edges, edges[1:])) or edges[0] < 0 or edges[-1] != 100:
             raise UserError("must be increasing percentiles ending at 100, e.g. [10, 50, 90, 100]",
@@ -127,8 +142,10 @@ def build_pairs(results: Iterable[Result], cfg: PreferenceConfig) -> tuple[list[
 # -- step 5: log-prob distance under the initial model --------------------------------------------
 
 def pair_distances(model: Any, tokenizer: Any, pairs: list[Pair], length_normalized: bool = False,
-                   batch_size: int = 8) -> list[Pair]:
-    """Set `distance` = |log p(chosen|prompt) - log p(rejected|prompt)| (summed, or mean per token)."""
+                   batch_size: int = 8, signed: bool = False) -> list[Pair]:
+    """Set `distance` = |log p(chosen|prompt) - log p(rejected|prompt)| (summed, or mean per token;
+    without the absolute value when `signed`). The log-probs stay in `extra`, so the curriculum can
+    take the sign later without the model."""
     from codeloop.scoring import completion_logprobs
 
     if not pairs:
@@ -140,12 +157,24 @@ def pair_distances(model: Any, tokenizer: Any, pairs: list[Pair], length_normali
     k = len(pairs)
     for i, p in enumerate(pairs):
         c, r = scores[i], scores[k + i]
-        lc = c.logprob / max(c.n_tokens, 1) if length_normalized else c.logprob
-        lr = r.logprob / max(r.n_tokens, 1) if length_normalized else r.logprob
-        p.distance = abs(lc - lr)
         p.extra.update({"chosen_logprob": c.logprob, "rejected_logprob": r.logprob,
-                        "chosen_tokens": c.n_tokens, "rejected_tokens": r.n_tokens})
+                        "chosen_tokens": c.n_tokens, "rejected_tokens": r.n_tokens,
+                        "length_normalized": length_normalized})
+        gap = logprob_gap(p)
+        p.distance = gap if signed else abs(gap)  # type: ignore[arg-type]
     return pairs
+
+
+def logprob_gap(pair: Pair) -> float | None:
+    """log p0(chosen) - log p0(rejected) as `pair_distances` scored it (per token when it was
+    length-normalized); None for a pair whose log-probs were not kept (made elsewhere)."""
+    e = pair.extra
+    if e.get("chosen_logprob") is None or e.get("rejected_logprob") is None:
+        return None
+    lc, lr = float(e["chosen_logprob"]), float(e["rejected_logprob"])
+    if e.get("length_normalized"):
+        lc, lr = lc / max(int(e.get("chosen_tokens") or 1), 1), lr / max(int(e.get("rejected_tokens") or 1), 1)
+    return lc - lr
 
 
 def scoring_texts(tokenizer: Any, pair: Pair) -> tuple[str, str, str]:
@@ -185,23 +214,28 @@ def read_pairs(path: Any) -> list[Pair]:
 
 
 def fill_distances(pairs: list[Pair], model_name: str | None, length_normalized: bool = False,
-                   batch_size: int = 8, where: str | None = None) -> int:
-    """Give the pairs that lack a `distance` one under `model_name` (the same log-prob distance
-    `codeloop pairs` computes, `pair_distances`). Returns how many were computed. Without a model,
-    pairs lacking a distance are a UserError that says to pass one."""
-    missing = [p for p in pairs if p.distance is None]
-    if not missing:
-        return 0
-    if not model_name:
-        raise UserError(f"{len(missing)} of {len(pairs)} pairs have no 'distance' (only `codeloop pairs` computes "
+                   batch_size: int = 8, where: str | None = None, signed: bool = False) -> int:
+    """Give every pair the distance the curriculum orders by: pairs that lack a `distance` get one
+    under `model_name` (the same log-prob distance `codeloop pairs` computes, `pair_distances`);
+    with `signed`, every pair's distance becomes its signed gap, from the log-probs it carries (or
+    scored now when it carries none). Returns how many were scored with the model. Without a
+    model, pairs that need scoring are a UserError that says to pass one."""
+    missing = [p for p in pairs if p.distance is None or (signed and logprob_gap(p) is None)]
+    if missing and not model_name:
+        what = "no log-probs to take the sign from" if signed else "no 'distance'"
+        raise UserError(f"{len(missing)} of {len(pairs)} pairs have {what} (only `codeloop pairs` computes "
                         "it): pass --model MODEL (recipe: model:) to compute it with the initial model", where)
-    from codeloop.models import load_model
+    if missing:
+        from codeloop.models import load_model
 
-    model, tokenizer = load_model(model_name)
-    try:
-        pair_distances(model, tokenizer, missing, length_normalized, batch_size=batch_size)
-    finally:
-        del model
+        model, tokenizer = load_model(model_name)  # type: ignore[arg-type]
+        try:
+            pair_distances(model, tokenizer, missing, length_normalized, batch_size=batch_size, signed=signed)
+        finally:
+            del model
+    if signed:
+        for p in pairs:
+            p.distance = logprob_gap(p)
     return len(missing)
 
 
@@ -229,16 +263,12 @@ def assign_curriculum(pairs: list[Pair], cfg: PreferenceConfig) -> list[Pair]:
         p.bucket = int(np.searchsorted(thresholds[:-1], p.distance, side="right"))
     kept = [p for p in pairs if not (cfg.drop_bottom and p.bucket == 0)]
     rng = random.Random(cfg.seed)
-    if cfg.direction == "shuffled":
-        ordered = kept[:]
-        rng.shuffle(ordered)
-    else:
-        buckets = sorted({p.bucket for p in kept}, reverse=cfg.direction == "large-first")
-        ordered = []
-        for b in buckets:
-            members = [p for p in kept if p.bucket == b]
-            rng.shuffle(members)
-            ordered.extend(members)
+    buckets = sorted({p.bucket for p in kept}, reverse=cfg.direction == "large-first")
+    ordered = []
+    for b in buckets:
+        members = [p for p in kept if p.bucket == b]
+        rng.shuffle(members)
+        ordered.extend(members)
     for i, p in enumerate(ordered):
         p.order = i
     return ordered
@@ -256,7 +286,8 @@ def plot_distance_histogram(pairs: list[Pair], cfg: PreferenceConfig, path: Any)
         for edge, value in zip(cfg.bucket_edges, bucket_thresholds(d, cfg.bucket_edges)):
             ax.axvline(value, color="#d93025", linestyle="--", linewidth=1)
             ax.text(value, ax.get_ylim()[1] * 0.95, f"p{edge:g}", rotation=90, va="top", ha="right", fontsize=8)
-    ax.set_xlabel("|log p(chosen) - log p(rejected)| under the initial model")
+    ax.set_xlabel(("log p(chosen) - log p(rejected)" if cfg.signed else "|log p(chosen) - log p(rejected)|")
+                  + " under the initial model")
     ax.set_ylabel("pairs")
     ax.set_title(f"pair distances ({len(d)} pairs)")
     return save_figure(fig, path)
@@ -292,7 +323,8 @@ def make_pairs(problems: list[Problem], cfg: PreferenceConfig, work_dir: Any, mo
     if backend != "hf":
         release(generator)
     model, tokenizer = local_model(generator, model_name)
-    pair_distances(model, tokenizer, pairs, cfg.length_normalized, batch_size=batch_size)     # 5
+    pair_distances(model, tokenizer, pairs, cfg.length_normalized, batch_size=batch_size,
+                   signed=cfg.signed)                                                         # 5
     stats = {"problems": len(problems), "samples": len(results),
              "passed_samples": sum(r.passed for r in results),
              "problems_with_pass": len({r.task_id for r in results if r.passed}),
