@@ -13,8 +13,8 @@ from codeloop.errors import UserError
 from codeloop.generation import TextSample
 from codeloop.methods.gift import (BUILTIN_SHOT, SUMMARY_ASK, SUMMARY_HEADER, GiFTConfig, code_frame, code_prompt,
                                    description_drift, gift, kept_codes, model_scorer, original_description,
-                                   plot_chain, ppl_softmax, resample, resample_weights, run_chains,
-                                   summary_code, summary_prompt)
+                                   plot_chain, ppl_softmax, resample, resample_weights, resampling_stats,
+                                   rounds_table, run_chains, self_training, summary_code, summary_prompt)
 from codeloop.records import Problem
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "gift.yaml"
@@ -71,6 +71,10 @@ class ScriptedGenerator:
             texts = [self.summary(p) if p.startswith(SUMMARY_HEADER) else self.code(p, j)
                      for j in range(params.n)]
             out.append([TextSample(text=t, n_tokens=len(t), finish_reason="stop") for t in texts])
+        if on_result is not None:  # the resumable sampling stage writes what this reports
+            for i, row in enumerate(out):
+                for j, ts in enumerate(row):
+                    on_result(i, j, ts)
         return out
 
 
@@ -152,8 +156,25 @@ def test_resample_draws_with_replacement_at_the_weights():
     assert resample(kept, [DOUBLE], GiFTConfig(k=8, seed=3)) == resample(kept, [DOUBLE], GiFTConfig(k=8, seed=3))
 
 
+def test_uniform_draws_distinct_codes_when_a_problem_has_k():
+    # The official code's unweighted pick is random.sample (no repeats) when there are >= k codes,
+    # random.choices (repeats) when there are fewer.
+    kept = [{"task_id": "t/double", "round": 0, "completion": f"    return {i}\n", "ppl": None, "description": None}
+            for i in range(5)]
+    for seed in range(20):
+        recs = resample(kept, [DOUBLE], GiFTConfig(k=5, weighting="uniform", seed=seed))
+        assert sorted(r["completion"] for r in recs) == sorted(k["completion"] for k in kept)
+    few = resample(kept[:2], [DOUBLE], GiFTConfig(k=6, weighting="uniform", seed=0))
+    assert len(few) == 6 and {r["completion"] for r in few} <= {k["completion"] for k in kept[:2]}
+    stats = resampling_stats(kept, [DOUBLE, NEVER], GiFTConfig(k=5, weighting="uniform"),
+                             resample(kept, [DOUBLE], GiFTConfig(k=5, weighting="uniform")))
+    assert stats["problems_with_candidates"] == 1 and stats["problems_with_choice"] == 1
+    assert stats["effective_candidates_mean"] == pytest.approx(5.0) and stats["distinct_drawn_mean"] == 5
+
+
 @pytest.mark.parametrize("field,value", [("weighting", "ppl"), ("no_pass", "retry"), ("iters", 0), ("k", 0),
-                                         ("temperature", 0.0), ("shot", "two"), ("tests_limit", 0)])
+                                         ("temperature", 0.0), ("shot", "two"), ("tests_limit", 0),
+                                         ("train_set", "gold")])
 def test_config_mistakes_name_their_field(field, value):
     with pytest.raises(UserError) as e:
         GiFTConfig(**{field: value}).validate()
@@ -206,15 +227,44 @@ def test_chain_logic_with_a_scripted_generator_and_tiny_model_perplexity(tmp_pat
     kept_by_task: dict[str, set[str]] = {}
     for k in all_kept:
         kept_by_task.setdefault(k["task_id"], set()).add(k["completion"])
-    assert len(sft) == 8 and {r["task_id"] for r in sft} == {"t/double", "t/inc"}
-    for r in sft:
+    drawn = [r for r in sft if r["source"] == "gift"]
+    assert len(drawn) == 8 and {r["task_id"] for r in drawn} == {"t/double", "t/inc"}
+    for r in drawn:
         assert r["prompt"] == {"t/double": DOUBLE.prompt, "t/inc": INC.prompt}[r["task_id"]]
         assert r["completion"] in kept_by_task[r["task_id"]]
+    assert len(sft) == 8 + 3 and stats["gold_records"] == 3 and stats["resampled_records"] == 8
     assert stats["kept_codes"] == 4 and stats["problems_with_kept"] == 2 and stats["chain_samples_per_s"] > 0
+    assert stats["kept_per_round"] == [2, 2] and stats["resampling"]["problems_with_candidates"] == 2
 
     paths = plot_chain(stats, all_kept, tmp_path)
-    assert [p.name for p in paths] == ["gift_rounds.png", "gift_ppl_hist.png"]
+    assert [p.name for p in paths] == ["gift_rounds.png", "gift_ppl_hist.png", "gift_resampling.png"]
     assert all(p.stat().st_size > 1000 for p in paths)
+    table = rounds_table(stats)
+    assert "| 0 | 3 | 2 | 2 |" in table and "| 1 | 3 | 2 | 4 |" in table  # round, active, kept, kept so far
+    assert "| 3 | 8 | 11 |" in table  # gold, resampled, records
+
+
+def test_the_training_set_holds_the_gold_solutions_and_the_resampled_codes(tmp_path):
+    # The official code fine-tunes on the seed data with its reference code plus the resampled
+    # self-generated codes (APPS/utils.py, MBPP/utils.py: data.extend(data1)); both arms alike.
+    problems = [DOUBLE, INC, NEVER]
+    sft, stats = gift(problems, small_cfg(), ScriptedGenerator(), length_scorer, tmp_path / "g")
+    gold = [(r["task_id"], r["prompt"], r["completion"]) for r in sft if r["source"] == "gold"]
+    assert gold == [(p.task_id, p.prompt, p.canonical_solution) for p in problems]  # once each, NEVER too
+    assert {r["source"] for r in sft} == {"gold", "gift"} and stats["train_set"] == "gold+resampled"
+    again = ScriptedGenerator()
+    only, _ = gift(problems, small_cfg(train_set="resampled"), again, length_scorer, tmp_path / "g")
+    assert only == [r for r in sft if r["source"] == "gift"]  # the same draws, without the gold
+    assert again.calls == []  # the switch acts after the chains: their finished rounds are reused
+
+    st, st_stats = self_training(problems, small_cfg(), ScriptedGenerator(), tmp_path / "s")
+    assert [(r["task_id"], r["completion"]) for r in st if r["source"] == "gold"] == \
+        [(p.task_id, p.canonical_solution) for p in problems]
+    drawn = [r for r in st if r["source"] == "self-training"]
+    assert {r["task_id"] for r in drawn} == {"t/double", "t/inc", "t/flaky"} - {"t/flaky"}
+    assert len(drawn) == 2 * 4 and st_stats["gold_records"] == 3 and st_stats["resampled_records"] == 8
+    st_only, _ = self_training(problems, small_cfg(train_set="resampled"), ScriptedGenerator(), tmp_path / "s")
+    assert st_only == drawn
 
 
 def _rounds(root: Path) -> dict[int, dict[str, dict]]:
@@ -293,19 +343,36 @@ def test_gift_recipe_loads_and_compares_on_the_same_budget(tmp_path):
     r = load_recipe(RECIPE)
     by = {s.name: s for s in r.stages}
     g, st = by["gift"].config, by["self_training"].config
-    assert by["gift"].type == "gift" and by["self_training"].type == "self_training"
-    assert st.budget_from == "gift" and (st.k, st.temperature, st.limit, st.problems, st.split) == \
-        (g.k, g.temperature, g.limit, g.problems, g.split)
-    assert g.weighting == "ppl-softmax" and g.resample_temperature == 2.0
+    assert r.model == "coder" and by["gift"].type == "gift" and by["self_training"].type == "self_training"
+    # MBPP train as the seeds, all 374 of them; the arms differ only by the method.
+    assert (g.problems, g.split, g.limit) == ("mbpp", "train", None)
+    assert st.budget_from == "gift" and (st.k, st.temperature, st.limit, st.problems, st.split, st.train_set) == \
+        (g.k, g.temperature, g.limit, g.problems, g.split, g.train_set)
+    assert g.train_set == "gold+resampled" and g.weighting == "ppl-softmax" and g.resample_temperature == 2.0
     assert by["train_gift"].config.input == "gift" and by["train_self"].config.input == "self_training"
-    assert by["train_gift"].config.max_steps == by["train_self"].config.max_steps
-    evals = [s.config for s in r.stages if s.type == "eval"]
-    assert {e.adapter_from for e in evals} == {None, "train_gift", "train_self"}
-    assert all(e.ks == [1, 10] and e.n >= 10 for e in evals)
+    a, b = by["train_gift"].config, by["train_self"].config
+    assert a.max_steps == b.max_steps > 0 and dataclasses_equal_but(a, b, {"input"})
+    evals = [s for s in r.stages if s.type == "eval"]
+    # The headline is greedy pass@1 (the paper's metric) on MBPP test and on MBPP+ test.
+    assert all(e.config.temperature == 0 and e.config.n == 1 and e.config.ks == [1] for e in evals)
+    bench = {(e.config.benchmark, e.config.split, e.config.limit) for e in evals}
+    assert bench == {("mbpp", "test", None), ("mbpp+", "test", None)}
+    for benchmark in ("mbpp", "mbpp+"):
+        assert {e.config.adapter_from for e in evals if e.config.benchmark == benchmark} == \
+            {None, "train_gift", "train_self"}
+    small = load_recipe(RECIPE, ["vars.train_limit=24", "vars.eval_limit=40", "vars.train_set=resampled"])
+    assert small.stage("gift").config.limit == 24 and small.stage("eval_gift").config.limit == 40
+    assert small.stage("gift").config.train_set == small.stage("self_training").config.train_set == "resampled"
     data = tmp_path / "mbpp.jsonl"  # the recipe is checked whole at load, problem files included
     data.write_text("")
     mbpp = load_recipe(RECIPE, [f"vars.problems=mbpp:{data}", "vars.iters=20", "vars.k=8"])
     assert mbpp.stage("gift").config.problems == f"mbpp:{data}" and mbpp.stage("gift").config.iters == 20
+
+
+def dataclasses_equal_but(a, b, names: set[str]) -> bool:
+    import dataclasses
+
+    return all(getattr(a, f.name) == getattr(b, f.name) for f in dataclasses.fields(a) if f.name not in names)
 
 
 def test_recipe_mistakes_name_their_key(tmp_path):
@@ -320,3 +387,7 @@ def test_recipe_mistakes_name_their_key(tmp_path):
     with pytest.raises(UserError) as e:
         load_recipe(p)
     assert e.value.where.endswith("stages.s.samples_per_problem")
+    p.write_text("name: t\nstages:\n  - {name: s, type: self_training, samples_per_problem: 3, train_set: gold}\n")
+    with pytest.raises(UserError) as e:
+        load_recipe(p)
+    assert e.value.where.endswith("stages.s.train_set")

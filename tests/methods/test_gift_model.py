@@ -74,37 +74,46 @@ def test_tiny_gift_recipe_end_to_end(tmp_path, tiny_model_dir):
     data = _passable_problems(tmp_path / "toy.jsonl", 8)
     spec = f"jsonl:{data}"
     overrides = [f"model={tiny_model_dir}", f"vars.problems={spec}", f"vars.eval_benchmark={spec}",
+                 f"vars.plus_benchmark={spec}", "vars.plus_split=train", "vars.plus_limit=2",
                  "vars.train_limit=6", "vars.iters=2", "vars.num_seq=3", "vars.k=2", "vars.max_new_tokens=3",
-                 "vars.eval_limit=2", "vars.eval_n=10", "vars.steps=2", "stages.gift.summary_max_new_tokens=8"]
+                 "vars.eval_limit=2", "vars.steps=2", "vars.batch_size=4", "stages.gift.summary_max_new_tokens=8"]
     recipe = load_recipe(RECIPE, overrides)
     summary = run_recipe(recipe, runs_dir=tmp_path / "runs", write_report=False)
     root = tmp_path / "runs" / "gift"
     by = {o.name: o for o in summary.stages}
-    assert [o.name for o in summary.stages] == ["eval_before", "gift", "self_training", "train_gift", "train_self",
-                                                "eval_self", "eval_gift"]
+    assert [o.name for o in summary.stages] == ["eval_before", "eval_plus_before", "gift", "self_training",
+                                                "train_gift", "train_self", "eval_self", "eval_gift",
+                                                "eval_plus_self", "eval_plus_gift"]
     g = by["gift"].metrics
-    assert g["rounds"] == 2 and g["records"] == 2 * g["problems_with_kept"] > 0
+    # The training set: the 6 seeds' gold solutions + k resampled codes per problem with a kept code.
+    assert g["rounds"] == 2 and g["resampled_records"] == 2 * g["problems_with_kept"] > 0
+    assert g["gold_records"] == 6 and g["records"] == 6 + g["resampled_records"]
     assert len(g["share_with_pass_per_round"]) == 2 and g["chain_samples_per_s"] > 0
     sft = [json.loads(x) for x in (root / "gift" / "sft.jsonl").read_text().splitlines()]
     assert all(r["prompt"].endswith("#") and r["completion"] for r in sft)
-    assert (root / "gift" / "gift_rounds.png").exists() and (root / "gift" / "gift_ppl_hist.png").exists()
+    assert sum(r["completion"] == " done\n" for r in sft) >= 6  # the gold solutions
+    for name in ("gift_rounds.png", "gift_ppl_hist.png", "gift_resampling.png", "gift_rounds.md"):
+        assert (root / "gift" / name).exists(), name
+    table = (root / "gift" / "gift_rounds.md").read_text()
+    assert "| round |" in table and "Resampling (ppl-softmax" in table and "gold solutions" in table
     assert (root / "gift" / "chains" / "round-01" / "_DONE").exists()
     st = by["self_training"].metrics
     assert st["samples_per_problem"] == 6 and st["samples"] == 36  # the gift stage's budget
+    assert st["gold_records"] == 6 and (root / "self_training" / "self_training.md").exists()
     for name in ("train_gift", "train_self"):
         assert by[name].metrics["steps"] == 2 and (root / name / "final").is_dir()
-    for name in ("eval_before", "eval_self", "eval_gift"):
-        assert set(by[name].metrics["pass@k"]) == {"pass@1", "pass@10"}
+    for name in ("eval_before", "eval_self", "eval_gift", "eval_plus_self", "eval_plus_gift"):
+        assert set(by[name].metrics["pass@k"]) == {"pass@1"} and by[name].metrics["samples"] == 2
     again = run_recipe(load_recipe(RECIPE, overrides), runs_dir=tmp_path / "runs", write_report=False)
     assert all(o.status == "skipped" for o in again.stages)
     # The report puts the two trained arms head to head; its deltas are B - A of the evals' own pass@k.
     from codeloop.pipeline.report import eval_rows, head_to_head, write_report
     from codeloop.rundir import RunDir
 
-    duels = head_to_head(eval_rows(RunDir(root)))
-    assert [(d["a"], d["b"]) for d in duels] == [("eval_self", "eval_gift")]
-    for k in ("pass@1", "pass@10"):
-        want = by["eval_gift"].metrics["pass@k"][k] - by["eval_self"].metrics["pass@k"][k]
-        assert duels[0]["deltas"][k]["delta"] == pytest.approx(want)
+    duels = {(d["a"], d["b"]): d for d in head_to_head(eval_rows(RunDir(root)))}
+    assert ("eval_self", "eval_gift") in duels and ("eval_plus_self", "eval_plus_gift") in duels
+    want = by["eval_gift"].metrics["pass@k"]["pass@1"] - by["eval_self"].metrics["pass@k"]["pass@1"]
+    assert duels[("eval_self", "eval_gift")]["deltas"]["pass@1"]["delta"] == pytest.approx(want)
     write_report(root)
-    assert "Trained arms, head to head" in (root / "report.md").read_text()
+    report = (root / "report.md").read_text()
+    assert "Trained arms, head to head" in report and "Resampling (ppl-softmax" in report  # the stage's table

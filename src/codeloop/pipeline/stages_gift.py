@@ -1,10 +1,13 @@
 """Recipe stages for GiFT (Gibbs fine-tuning), registered on import.
 
 - ``gift``: Gibbs chains code <-> description on a frozen model, perplexity of each kept code,
-  resampling -> ``sft.jsonl`` (original prompt, code), ``chains.json``, ``kept.jsonl`` and two
-  plots (``gift_rounds.png``, ``gift_ppl_hist.png``). Rounds resume one by one (``round-NN/``).
+  resampling -> ``sft.jsonl`` (original prompt, code; with ``train_set: gold+resampled`` the seed
+  problems' reference solutions too), ``chains.json``, ``kept.jsonl``, the rounds table
+  ``gift_rounds.md`` and plots (``gift_rounds.png``, ``gift_ppl_hist.png``,
+  ``gift_resampling.png``). Rounds resume one by one (``round-NN/``).
 - ``self_training``: the plain baseline with the same code budget: iters x num_seq samples per
-  problem from the original prompt only, passing ones kept, k drawn uniformly -> ``sft.jsonl``.
+  problem from the original prompt only, passing ones kept, k drawn uniformly, the same
+  ``train_set`` -> ``sft.jsonl`` and ``self_training.md``.
 
 Train either with the ``train_sft`` stage (``input: <this stage>``) and evaluate with ``eval``.
 """
@@ -63,7 +66,7 @@ def _load(ctx: StageContext, cfg: Any, scores: str = "") -> tuple[list[Any], Any
 
 
 def run_gift(ctx: StageContext, cfg: Any) -> dict[str, Any]:
-    from codeloop.methods.gift import gift, model_scorer, plot_chain
+    from codeloop.methods.gift import gift, model_scorer, plot_chain, write_rounds_table
 
     problems, model, tokenizer, generator = _load(ctx, cfg, scores="scoring each kept code's perplexity")
     gcfg = GiFTConfig(**library_kwargs(cfg, GiFTConfig, seed=ctx.seed(cfg.seed)))
@@ -73,15 +76,25 @@ def run_gift(ctx: StageContext, cfg: Any) -> dict[str, Any]:
     finally:
         del generator, model
         gc.collect()
-    if not sft:
-        raise UserError(f"no code passed its tests in {gcfg.iters} rounds on {len(problems)} problems: nothing to "
-                        "train on (more problems, rounds or samples, or an easier set)", f"stages.{ctx.name}")
+    # Gold alone would make GiFT plain SFT on the seeds: say so rather than train a look-alike arm.
+    if not stats["resampled_records"]:
+        raise UserError(f"no code passed its tests in {gcfg.iters} rounds on {len(problems)} problems: nothing "
+                        "self-generated to train on (more problems, rounds or samples, or an easier set)",
+                        f"stages.{ctx.name}")
     write_jsonl(ctx.stage.path / "sft.jsonl", in_format(sft, "sft", cfg.format))
     kept = _read_kept(ctx)
     write_jsonl(ctx.stage.path / "kept.jsonl", kept)
     atomic_write_text(ctx.stage.path / "chains.json", json.dumps(stats, indent=2, default=str) + "\n")
     plot_chain(stats, kept, ctx.stage.path)
-    return {k: v for k, v in stats.items() if k != "per_round"}
+    write_rounds_table(stats, ctx.stage.path)
+    return _metrics(stats)
+
+
+def _metrics(stats: dict[str, Any]) -> dict[str, Any]:
+    # The per-round and per-problem lists live in chains.json and the table, not in the metrics.
+    out = {k: v for k, v in stats.items() if k not in ("per_round", "resampling")}
+    out["resampling"] = {k: v for k, v in stats["resampling"].items() if not k.endswith("_per_problem")}
+    return out
 
 
 def _read_kept(ctx: StageContext) -> list[dict[str, Any]]:
@@ -95,7 +108,7 @@ def _read_kept(ctx: StageContext) -> list[dict[str, Any]]:
     return kept_codes(records)
 
 
-_SELF_TRAINING_KEEPS = ("temperature", "top_p", "max_new_tokens", "k", "tests_limit", "batch_size")
+_SELF_TRAINING_KEEPS = ("temperature", "top_p", "max_new_tokens", "k", "train_set", "tests_limit", "batch_size")
 
 
 def _check_self_training(self: Any, where: str) -> None:
@@ -120,7 +133,7 @@ SelfTrainingStageConfig = derive(
 
 
 def run_self_training(ctx: StageContext, cfg: Any) -> dict[str, Any]:
-    from codeloop.methods.gift import self_training
+    from codeloop.methods.gift import self_training, write_rounds_table
 
     gcfg = GiFTConfig(**library_kwargs(cfg, GiFTConfig, seed=ctx.seed(cfg.seed)))
     n = cfg.samples_per_problem
@@ -140,11 +153,13 @@ def run_self_training(ctx: StageContext, cfg: Any) -> dict[str, Any]:
     finally:
         del generator
         gc.collect()
-    if not sft:
-        raise UserError(f"none of the {stats['samples']} samples passed its tests: nothing to train on",
-                        f"stages.{ctx.name}")
+    if not stats["resampled_records"]:
+        raise UserError(f"none of the {stats['samples']} samples passed its tests: nothing self-generated to "
+                        "train on", f"stages.{ctx.name}")
     write_jsonl(ctx.stage.path / "sft.jsonl", in_format(sft, "sft", cfg.format))
-    return stats
+    write_rounds_table(stats, ctx.stage.path, "self_training.md", "Self-training (samples from the original "
+                       "descriptions only)")
+    return _metrics(stats)
 
 
 GIFT = Step("gift", GiFTStageConfig, run_gift, "GiFT: Gibbs chains code <-> description on a frozen model, perplexity-weighted resampling -> sft.jsonl",

@@ -13,11 +13,13 @@ Source: "GiFT: Gibbs Fine-Tuning for Code Generation" (ACL 2025); official code 
                    none passes: `no_pass` decides (below)
         ppl     <- exp(mean NLL of c_{t+1}'s body + EOS | prompt(d_t))   # conditioned on its description
         d_{t+1} <- ~ p(description | 1-shot summary prompt, c_{t+1}), T_sum, top-p 0.95
-    resample per problem k codes with replacement from its kept codes c_1..c_T:
-        ppl-softmax:       p_i ∝ exp(T_r * PPL_i)   (T_r = 2: favours the high-perplexity tail)
-        uniform:           p_i = 1/n
+    resample per problem k codes from its kept codes c_1..c_T:
+        ppl-softmax:       p_i ∝ exp(T_r * PPL_i), with replacement   (T_r = 2: favours the high-perplexity tail)
+        uniform:           p_i = 1/n, k distinct codes when n >= k (the official code's random.sample)
         conditional-only:  uniform over the codes sampled from the ORIGINAL description (round 0)
-    training pairs: (prompt of the ORIGINAL description, code); SFT puts the loss on the code only.
+    training set (train_set): the seed problems with their reference solutions + the resampled
+        codes (the official code's data.extend(data1)), or the resampled codes only;
+        pairs: (prompt of the ORIGINAL description, code); SFT puts the loss on the code only.
 
 No passing code in a round (`no_pass`). The published code silently falls back to the reference
 solution (its back-up list re-reads the current round's empty file). Here the behaviour is named:
@@ -56,21 +58,24 @@ Prompt templates (exact text; ``{...}`` are filled in):
   is not simply copied. The summary stops at the next ``\\n###`` and is stripped.
 
 chain.py holds no sampling, sandbox, scoring or training mechanics: it calls the layers below.
-prompts.py holds the templates above; plots.py the figures.
+prompts.py holds the templates above; plots.py the figures and the rounds table.
 """
 
-from codeloop.methods.gift.chain import (NO_PASS, SHOTS, WEIGHTINGS, ChainState, GiFTConfig, Scorer, chain_summary,
-                                         description_drift, freeze, gibbs_round, gift, judged_problem, kept_codes,
-                                         model_scorer, ppl_softmax, resample, resample_weights, round_stats,
-                                         run_chains, self_training)
-from codeloop.methods.gift.plots import PPL_PNG, ROUNDS_PNG, plot_chain
+from codeloop.methods.gift.chain import (NO_PASS, SHOTS, TRAIN_SETS, WEIGHTINGS, ChainState, GiFTConfig, Scorer,
+                                         chain_summary, description_drift, freeze, gibbs_round, gift, gold_records,
+                                         judged_problem, kept_codes, model_scorer, ppl_softmax, resample,
+                                         resample_weights, resampling_stats, round_stats, run_chains, self_training,
+                                         training_set)
+from codeloop.methods.gift.plots import (PPL_PNG, RESAMPLING_PNG, ROUNDS_MD, ROUNDS_PNG, plot_chain, rounds_table,
+                                         write_rounds_table)
 from codeloop.methods.gift.prompts import (BUILTIN_SHOT, SUMMARY_ASK, SUMMARY_HEADER, SUMMARY_STOPS, code_frame,
                                            code_prompt, has_reference, original_description, pick_shot,
                                            summary_code, summary_prompt)
 
-__all__ = ["NO_PASS", "SHOTS", "WEIGHTINGS", "ChainState", "GiFTConfig", "Scorer", "chain_summary",
-           "description_drift", "freeze", "gibbs_round", "gift", "judged_problem", "kept_codes", "model_scorer",
-           "ppl_softmax", "resample", "resample_weights", "round_stats", "run_chains", "self_training",
-           "PPL_PNG", "ROUNDS_PNG", "plot_chain", "BUILTIN_SHOT", "SUMMARY_ASK", "SUMMARY_HEADER", "SUMMARY_STOPS",
+__all__ = ["NO_PASS", "SHOTS", "TRAIN_SETS", "WEIGHTINGS", "ChainState", "GiFTConfig", "Scorer", "chain_summary",
+           "description_drift", "freeze", "gibbs_round", "gift", "gold_records", "judged_problem", "kept_codes",
+           "model_scorer", "ppl_softmax", "resample", "resample_weights", "resampling_stats", "round_stats",
+           "run_chains", "self_training", "training_set",
+           "PPL_PNG", "RESAMPLING_PNG", "ROUNDS_MD", "ROUNDS_PNG", "plot_chain", "rounds_table", "write_rounds_table", "BUILTIN_SHOT", "SUMMARY_ASK", "SUMMARY_HEADER", "SUMMARY_STOPS",
            "code_frame", "code_prompt", "has_reference", "original_description", "pick_shot", "summary_code",
            "summary_prompt"]

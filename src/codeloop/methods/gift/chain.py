@@ -28,6 +28,8 @@ from codeloop.scoring import completion_logprobs
 WEIGHTINGS = ("ppl-softmax", "uniform", "conditional-only")
 NO_PASS = ("keep-last", "restart-reference", "stop")
 SHOTS = ("other-problem", "builtin")
+TRAIN_SETS = ("gold+resampled", "resampled")
+AFTER_CHAINS = ("k", "weighting", "resample_temperature", "train_set")
 
 
 @dataclass
@@ -49,6 +51,10 @@ class GiFTConfig:
     no_pass: str = option("keep-last", choices=NO_PASS,
                           help="When no code of a round passes: keep the last description, restart from the "
                                "original one, or stop the chain.")
+    train_set: str = option("gold+resampled", choices=TRAIN_SETS,
+                            help="What is fine-tuned on: the seed problems with their reference solutions plus "
+                                 "the resampled self-generated codes (the official code), or the resampled codes "
+                                 "only.")
     tests_limit: int | None = option(10, help="stdin/stdout cases judged per code (paper: the first 10); "
                                               "null = all.")
     batch_size: int = option(8, help="Prompts per generation / scoring batch.")
@@ -72,6 +78,8 @@ class GiFTConfig:
             raise bad("weighting", f"must be one of {', '.join(WEIGHTINGS)}, got {self.weighting!r}")
         if self.no_pass not in NO_PASS:
             raise bad("no_pass", f"must be one of {', '.join(NO_PASS)}, got {self.no_pass!r}")
+        if self.train_set not in TRAIN_SETS:
+            raise bad("train_set", f"must be one of {', '.join(TRAIN_SETS)}, got {self.train_set!r}")
         if self.shot not in SHOTS:
             raise bad("shot", f"must be one of {', '.join(SHOTS)}, got {self.shot!r}")
         if self.tests_limit is not None and self.tests_limit < 1:
@@ -136,25 +144,90 @@ def resample_weights(ppls: Sequence[float], rounds: Sequence[int], cfg: GiFTConf
     return mask / total if total else mask
 
 
-def resample(kept: list[dict[str, Any]], problems: list[Problem], cfg: GiFTConfig) -> list[dict[str, Any]]:
-    """k training records per problem (with replacement): (original prompt, kept code)."""
+def _draw(w: np.ndarray, cfg: GiFTConfig, rng: np.random.Generator) -> np.ndarray:
+    """k indices drawn at the weights `w`.
+
+    The official code draws perplexity-weighted picks with replacement, but uniform picks
+    without replacement whenever a problem has at least k codes (random.sample), so a uniform
+    arm trains on k different codes where it can.
+    """
+    eligible = np.flatnonzero(w > 0)
+    if cfg.weighting != "ppl-softmax" and len(eligible) >= cfg.k:
+        return rng.choice(eligible, size=cfg.k, replace=False)
+    return rng.choice(len(w), size=cfg.k, replace=True, p=w)
+
+
+def _candidates(kept: list[dict[str, Any]], problems: list[Problem],
+                cfg: GiFTConfig) -> list[tuple[Problem, list[dict[str, Any]], np.ndarray]]:
     by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for rec in kept:
         by_task[rec["task_id"]].append(rec)
-    rng = np.random.default_rng(cfg.seed)
     out = []
     for p in problems:
         cands = sorted(by_task.get(p.task_id, []), key=lambda r: r["round"])
         w = resample_weights([float(c["ppl"]) if c.get("ppl") is not None else float("nan") for c in cands],
                              [c["round"] for c in cands], cfg)
+        out.append((p, cands, w))
+    return out
+
+
+def resample(kept: list[dict[str, Any]], problems: list[Problem], cfg: GiFTConfig) -> list[dict[str, Any]]:
+    """k training records per problem: (original prompt, kept code), drawn at the weights."""
+    rng = np.random.default_rng(cfg.seed)
+    out = []
+    for p, cands, w in _candidates(kept, problems, cfg):
         if not cands or w.sum() <= 0:
             continue
-        for i in rng.choice(len(cands), size=cfg.k, replace=True, p=w):
+        for i in _draw(w, cfg, rng):
             c = cands[int(i)]
             out.append({"task_id": p.task_id, "prompt": p.prompt, "completion": c["completion"],
                         "round": c["round"], "ppl": c["ppl"], "weight": float(w[int(i)]),
                         "description": c["description"], "source": "gift"})
     return out
+
+
+def gold_records(problems: list[Problem]) -> list[dict[str, Any]]:
+    """The seed problems with their reference solutions, once each (the official code trains on
+    these plus the resampled codes: ``data.extend(data1)``)."""
+    return [{"task_id": p.task_id, "prompt": p.prompt, "completion": p.canonical_solution, "round": None,
+             "ppl": None, "weight": None, "description": original_description(p), "source": "gold"}
+            for p in problems if has_reference(p)]
+
+
+def training_set(problems: list[Problem], drawn: list[dict[str, Any]], cfg: GiFTConfig) -> list[dict[str, Any]]:
+    """What the model is fine-tuned on, as `cfg.train_set` names it."""
+    return (gold_records(problems) if cfg.train_set == "gold+resampled" else []) + drawn
+
+
+def resampling_stats(kept: list[dict[str, Any]], problems: list[Problem], cfg: GiFTConfig,
+                     drawn: list[dict[str, Any]]) -> dict[str, Any]:
+    """How much choice the resampling had: per problem, how many (distinct) codes it drew from,
+    how concentrated the weights were, and how many distinct codes it drew."""
+    drawn_by: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in drawn:
+        drawn_by[r["task_id"]].append(r)
+    n_cands, n_distinct, eff, top, n_drawn = [], [], [], [], []
+    for p, cands, w in _candidates(kept, problems, cfg):
+        if not cands or w.sum() <= 0:
+            continue
+        n_cands.append(len(cands))
+        n_distinct.append(len({normalized_code(c["completion"]) for c in cands}))
+        eff.append(float(1.0 / np.sum(w ** 2)))  # effective number of candidates (1 = no choice)
+        top.append(float(w.max()))
+        n_drawn.append(len({normalized_code(r["completion"]) for r in drawn_by[p.task_id]}))
+
+    def mean(xs: list[float]) -> float | None:
+        return float(np.mean(xs)) if xs else None
+
+    return {"weighting": cfg.weighting, "k": cfg.k, "resample_temperature": cfg.resample_temperature,
+            "problems_with_candidates": len(n_cands),
+            "problems_with_choice": sum(1 for d in n_distinct if d >= 2),
+            "candidates_mean": mean(n_cands), "candidates_max": max(n_cands) if n_cands else 0,
+            "distinct_candidates_mean": mean(n_distinct),
+            "effective_candidates_mean": mean(eff), "top_weight_mean": mean(top),
+            "distinct_drawn_mean": mean(n_drawn),
+            "drawn": len(drawn), "drawn_from_round0": sum(1 for r in drawn if r.get("round") == 0),
+            "candidates_per_problem": n_cands, "effective_candidates_per_problem": eff}
 
 
 # -- steps 2-3: the Gibbs chains --------------------------------------------------------------------
@@ -330,7 +403,10 @@ def run_chains(problems: list[Problem], cfg: GiFTConfig, generator: Any, scorer:
     run = RunDir(work_dir)
     state = ChainState.start(problems)
     shot_pool = [p for p in problems if has_reference(p)]
-    chain = config_hash({"gift": dataclasses.asdict(cfg), "problems": [p.task_id for p in problems],
+    # What happens after the chains (the draw, the training set) does not change them: switching
+    # it reuses the finished rounds.
+    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in AFTER_CHAINS}
+    chain = config_hash({"gift": settings, "problems": [p.task_id for p in problems],
                          "model": getattr(generator, "name", "")})
     all_records: list[dict[str, Any]] = []
     per_round: list[dict[str, Any]] = []
@@ -368,19 +444,26 @@ def gift(problems: list[Problem], cfg: GiFTConfig, generator: Any, scorer: Score
     problems = [p for p in problems]
     records, per_round = run_chains(problems, cfg, generator, scorer, work_dir, exec_config)   # 2-3
     kept = kept_codes(records)
-    sft = resample(kept, problems, cfg)                                                        # 4
-    return sft, chain_summary(problems, cfg, kept, per_round, sft)
+    drawn = resample(kept, problems, cfg)                                                      # 4
+    sft = training_set(problems, drawn, cfg)
+    return sft, chain_summary(problems, cfg, kept, per_round, sft, drawn)
 
 
 def chain_summary(problems: list[Problem], cfg: GiFTConfig, kept: list[dict[str, Any]],
-                  per_round: list[dict[str, Any]], sft: list[dict[str, Any]]) -> dict[str, Any]:
+                  per_round: list[dict[str, Any]], sft: list[dict[str, Any]],
+                  drawn: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     samples = sum(m.get("code_samples", 0) + m.get("summaries", 0) for m in per_round)
     gen_s = sum(m.get("generate_s", 0.0) for m in per_round)
     wall = sum(m.get("wall_s", 0.0) for m in per_round)
     ppls = [k["ppl"] for k in kept if k.get("ppl") is not None and math.isfinite(k["ppl"])]
+    drawn = [r for r in sft if r.get("source") != "gold"] if drawn is None else drawn
+    kept_per_round = Counter(k["round"] for k in kept)
     return {"problems": len(problems), "rounds": len(per_round), "kept_codes": len(kept),
             "distinct_kept_codes": len({(k["task_id"], normalized_code(k["completion"])) for k in kept}),
             "problems_with_kept": len({k["task_id"] for k in kept}), "records": len(sft),
+            "train_set": cfg.train_set, "gold_records": len(sft) - len(drawn), "resampled_records": len(drawn),
+            "kept_per_round": [kept_per_round.get(m["round"], 0) for m in per_round],
+            "resampling": resampling_stats(kept, problems, cfg, drawn),
             "weighting": cfg.weighting, "no_pass": cfg.no_pass, "resample_temperature": cfg.resample_temperature,
             "ppl_mean": float(np.mean(ppls)) if ppls else None,
             "ppl_median": float(np.median(ppls)) if ppls else None,
@@ -398,7 +481,9 @@ def chain_summary(problems: list[Problem], cfg: GiFTConfig, kept: list[dict[str,
 def self_training(problems: list[Problem], cfg: GiFTConfig, generator: Any, work_dir: Any,
                   exec_config: Any = None, samples_per_problem: int | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Sample iters x num_seq codes per problem from the ORIGINAL prompt (GiFT's code budget),
-    keep the passing ones, draw k per problem uniformly with replacement. Resumable in `work_dir`."""
+    keep the passing ones, draw k per problem uniformly (distinct codes where a problem has k, as the
+    official code's unweighted draw); the training set adds the gold solutions as GiFT's does
+    (`train_set`). Resumable in `work_dir`."""
     cfg.validate()
     n = samples_per_problem or cfg.iters * cfg.num_seq
     run = RunDir(work_dir)
@@ -412,12 +497,16 @@ def self_training(problems: list[Problem], cfg: GiFTConfig, generator: Any, work
                            inputs_hash=run.stage("samples").done_hash())
     kept = [{"task_id": r.task_id, "round": 0, "completion": r.completion, "ppl": None, "description": None}
             for r in sorted(results, key=lambda r: (r.task_id, r.sample_id)) if _usable(r)]
-    sft = resample(kept, problems, dataclasses.replace(cfg, weighting="uniform"))
-    for rec in sft:
+    ucfg = dataclasses.replace(cfg, weighting="uniform")
+    drawn = resample(kept, problems, ucfg)
+    for rec in drawn:
         rec["source"] = "self-training"
+    sft = training_set(problems, drawn, cfg)
     with_pass = {k["task_id"] for k in kept}
     return sft, {"problems": len(problems), "samples": len(results), "samples_per_problem": n,
                  "passing_samples": len(kept), "problems_with_pass": len(with_pass),
                  "share_with_pass": len(with_pass) / len(problems) if problems else 0.0,
                  "distinct_kept_codes": len({(k["task_id"], normalized_code(k["completion"])) for k in kept}),
-                 "records": len(sft), "generation_samples_per_s": len(samples) / gen_s if gen_s else None}
+                 "records": len(sft), "train_set": cfg.train_set, "gold_records": len(sft) - len(drawn),
+                 "resampled_records": len(drawn), "resampling": resampling_stats(kept, problems, ucfg, drawn),
+                 "generation_samples_per_s": len(samples) / gen_s if gen_s else None}
