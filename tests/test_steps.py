@@ -62,8 +62,9 @@ def test_command_defaults_are_the_declared_defaults():
             declared = f.default if f.default is not dataclasses.MISSING else (
                 f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
             shown = param.default
-            if isinstance(declared, list):
-                declared = ",".join(map(str, declared))
+            if param.multiple:  # a repeatable flag: no click default, the declared one shown
+                declared = ",".join(map(str, declared)) if isinstance(declared, list) else str(declared)
+                shown = param.show_default
             assert shown == declared, (step.name, f.name, shown, declared)
 
 
@@ -182,3 +183,51 @@ def test_the_readme_lists_every_step():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     for step in registry.all_steps():
         assert f"| `{step.name}` / `codeloop {' '.join(step_commands.command_path(step.name))}` |" in readme, step.name
+
+
+def test_sample_and_execute_are_steps_a_recipe_chains(tmp_path, problems_file, tiny_model_dir):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"""
+name: se
+model: {tiny_model_dir}
+stages:
+  - {{name: draw, type: sample, problems: "jsonl:{problems_file}", n: 2, max_new_tokens: 4, stop: ["\\n\\n", "x,y"]}}
+  - {{name: judge, type: execute, problems: "jsonl:{problems_file}", input: draw, timeout_s: 5}}
+""")
+    result = run_recipe(load_recipe(recipe), tmp_path / "runs", write_report=False)
+    root = result.root
+    samples = [json.loads(x) for x in (root / "draw" / "samples.jsonl").read_text().splitlines()]
+    results = [json.loads(x) for x in (root / "judge" / "results.jsonl").read_text().splitlines()]
+    assert [(s["task_id"], s["sample_id"]) for s in samples] == [("t/1", 0), ("t/1", 1), ("t/2", 0), ("t/2", 1)]
+    assert [(r["task_id"], r["sample_id"]) for r in results] == [(s["task_id"], s["sample_id"]) for s in samples]
+    assert all(r["status"] in ("passed", "failed", "error", "timeout") for r in results)
+    # a step that reads a stage by the wrong kind is refused at load
+    recipe.write_text(recipe.read_text().replace("input: draw", "input: judge"))
+    with pytest.raises(UserError):
+        load_recipe(recipe)
+
+
+def test_list_flags_repeat_and_stop_strings_keep_their_commas(tmp_path, problems_file, tiny_model_dir):
+    import yaml
+
+    out = tmp_path / "s.jsonl"
+    rc = main(["sample", "-p", f"jsonl:{problems_file}", "-m", str(tiny_model_dir), "--stop", "a,b", "--stop", "\n#",
+               "-n", "2", "-t", "0.5", "--max-new-tokens", "2", "--out", str(out)])
+    assert rc == 0 and len(out.read_text().splitlines()) == 4
+    params = yaml.safe_load((tmp_path / "s.jsonl.steps" / "sample" / "samples" / "config.yaml").read_text())["params"]
+    assert params["stop"] == ["a,b", "\n#"] and params["n"] == 2 and params["temperature"] == 0.5
+
+
+def test_a_command_rerun_on_a_regenerated_input_file_runs_again(tmp_path, capsys):
+    pairs = tmp_path / "pairs.jsonl"
+    rows = [{"task_id": f"t/{i}", "prompt": "p", "chosen": "a", "rejected": "b", "distance": float(i)}
+            for i in range(10)]
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "ordered"
+    assert main(["curriculum", str(pairs), "--out", str(out)]) == 0
+    assert main(["curriculum", str(pairs), "--out", str(out)]) == 0
+    assert "reused" in capsys.readouterr().err
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in rows[:6]))
+    assert main(["curriculum", str(pairs), "--out", str(out)]) == 0
+    assert "reused" not in capsys.readouterr().err
+    assert len((out / "pairs.jsonl").read_text().splitlines()) < 10

@@ -28,7 +28,7 @@ app = typer.Typer(
 )
 
 # Order here is the order in `--help`.
-COMMAND_MODULES = ("problems", "sample", "execute", "score", "eval", "steps", "lintseq", "select", "run", "report")
+COMMAND_MODULES = ("problems", "execute", "score", "eval", "steps", "lintseq", "select", "run", "report")
 
 
 def _version(value: bool) -> None:

@@ -47,6 +47,24 @@ def config_hash(config: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def content_hash(path: str | os.PathLike[str]) -> str | None:
+    """What a step's input holds, for its config: a file's sha256, or a folder's (every file's path
+    and sha256; a finished step folder by its `_DONE`, which names the config and finish time).
+    None when it does not exist. A step rerun on a regenerated input file must not count as done."""
+    p = Path(path)
+    if p.is_file():
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()[:16]
+    if p.is_dir():
+        if (p / DONE_FILE).is_file():
+            return config_hash({"done": (p / DONE_FILE).read_text()})
+        return config_hash({str(q.relative_to(p)): content_hash(q) for q in sorted(p.rglob("*")) if q.is_file()})
+    return None
+
+
 @dataclass
 class StageState:
     status: str  # "done" (skip), "resume" (partial outputs kept), "fresh"

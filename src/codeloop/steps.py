@@ -37,13 +37,16 @@ KINDS = {
 
 def option(default: Any = MISSING, *, help: str, choices: Iterable[Any] | None = None,  # noqa: A002
            flags: Iterable[str] = (), aliases: Iterable[str] = (), default_factory: Any = MISSING,
-           cli: bool = True, min: float | None = None, gt: float | None = None) -> Any:  # noqa: A002
+           cli: bool = True, min: float | None = None, gt: float | None = None,  # noqa: A002
+           comma: bool = True) -> Any:
     """A config field declared once: its default, its help, its allowed values, the extra CLI flags
     (e.g. ``--lr``) and the other names a recipe or `--config` file may use for it. ``min`` (at
     least) and ``gt`` (greater than) bound a number: `build_config` refuses a value outside, so a
-    recipe, a `--config` file and the command line get the same check (every item of a list)."""
+    recipe, a `--config` file and the command line get the same check (every item of a list). A list
+    is given on the command line by repeating the flag, or comma-separated unless ``comma=False``
+    (stop strings may hold commas)."""
     meta = {"help": help, "choices": tuple(choices) if choices is not None else None,
-            "flags": tuple(flags), "aliases": tuple(aliases), "cli": cli, "min": min, "gt": gt}
+            "flags": tuple(flags), "aliases": tuple(aliases), "cli": cli, "min": min, "gt": gt, "comma": comma}
     if default_factory is not MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -62,6 +65,10 @@ class Step:
     output: str = ""  # the file it writes that a later step's `input` reads (e.g. pairs.jsonl)
     plot: str = ""  # the picture it writes, if one (the command line can copy it elsewhere)
     summarize: Callable[[dict[str, Any]], str] | None = None  # the command's closing line, from the metrics
+    # The command line's own way to run the step, where it has a long-standing form (e.g. `execute
+    # --out FILE`, resuming from FILE.partial): (config, out, executor, isolation) -> metrics. The
+    # command's options are still the config's fields; a recipe stage runs `run`.
+    command_run: Callable[[Any, Path, str, str], dict[str, Any]] | None = None
 
     def check_requirements(self, where: str) -> None:
         for module, pip in self.requires:

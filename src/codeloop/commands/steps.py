@@ -177,22 +177,28 @@ def make_command(step: Any, group: bool = False) -> Any:
             default=typer.Argument(None, metavar="INPUT", help="The input step's folder or file (or --input).")))
     for f in fields:
         tp, is_list = _cli_type(hints[f.name])
-        if is_list:
-            lists[f.name] = hints[f.name]
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else None)  # type: ignore[misc]
-        if is_list and isinstance(default, list):
-            default = ",".join(map(str, default))
+        shown: Any = True
+        if is_list:
+            # A list flag repeats (`--stop A --stop B`), or takes commas (`--k 1,10`) where items hold none.
+            lists[f.name] = hints[f.name]
+            tp = Optional[typing.List[str]]
+            shown = ",".join(map(str, default)) if isinstance(default, list) else str(default)
+            default = None
         flags = list(f.metadata.get("flags", ()))
         if not any(fl.startswith(_flag(f.name)) for fl in flags):
             flags.insert(0, _flag(f.name))
         choices = f.metadata.get("choices")
         text = f.metadata.get("help", "") + (f" One of: {', '.join(map(str, choices))}." if choices else "")
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=tp,
-                                        default=typer.Option(default, *flags, help=text, show_default=True)))
+                                        default=typer.Option(default, *flags, help=text, show_default=shown)))
+    commas = {f.name for f in fields if f.metadata.get("comma", True)}
+    out_help = ("The output file: .jsonl, .jsonl.gz or .parquet (a killed run resumes from OUT.partial)."
+                if step.command_run else "The step's folder (resumable); a name ending in .jsonl gets the step's "
+                                         "main file, with the folder beside it as NAME.steps/.")
     params.append(inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path],
-                                    default=typer.Option(None if group else ..., "--out", "-o", help="The step's folder (resumable); a name ending in .jsonl gets the step's main file, "
-                                 "with the folder beside it as NAME.steps/.")))
+                                    default=typer.Option(None if group else ..., "--out", "-o", help=out_help)))
     params.append(inspect.Parameter("overwrite", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
                                     default=typer.Option(False, help="Start over: move OUT's earlier work aside "
                                                                      "(OUT.stale-N) instead of resuming it.")))
@@ -230,11 +236,15 @@ def make_command(step: Any, group: bool = False) -> Any:
         plot = kwargs.pop("plot", None)
         overwrite = kwargs.pop("overwrite")
         for name, value in kwargs.items():
+            if name in lists and not given(name):
+                continue  # the declared default (or the --config file's value)
             if given(name) or name not in values:
                 if value == "" and name in optional:
                     value = None  # `--split ''`: the command line's way to say null
-                elif name in lists and isinstance(value, str):
-                    value = _parse_list(value, lists[name], _flag(name))
+                elif name in lists and name in commas:
+                    value = _parse_list(",".join(value), lists[name], _flag(name))
+                elif name in lists:
+                    value = list(value)
                 values[name] = value
         if input_arg is not None:
             if given("input"):
@@ -309,6 +319,19 @@ def run_on_command_line(step: Any, values: dict[str, Any], out: Path, executor: 
     step.check_requirements(step.name)
     from codeloop.records import is_records_name
 
+    if step.command_run is not None:
+        from codeloop.records import check_records_output
+
+        check_records_output(out, "--out")
+        with OutputLock(out, "--out"):
+            partial = out.with_name(out.name + ".partial")
+            if overwrite and partial.is_file():
+                aside = partial.with_name(partial.name + ".old")
+                partial.replace(aside)
+                console.print(f"earlier work moved aside to {aside}", markup=False)
+            metrics = step.command_run(cfg, out, executor, isolation)
+        summary(f"{step.name}: " + (step.summarize(metrics) if step.summarize else str(out)))
+        return metrics
     file_out = is_records_name(out, "--out")  # .jsonl, .jsonl.gz, .parquet: the step's main file in that format
     folder = out.with_name(out.name + ".steps") / step.name if file_out else out
     if file_out:
@@ -332,7 +355,12 @@ def _run_step(step: Any, cfg: Any, values: dict[str, Any], out: Path, folder: Pa
     stage = run.stage(folder.name)
     if overwrite and folder.exists():
         console.print(f"earlier work moved aside to {stage.move_aside()}", markup=False)
-    state = stage.open({"type": step.name, "stage": {k: v for k, v in values.items()}}, reuse_stale=not overwrite)
+    from codeloop.rundir import content_hash
+
+    # The input's content is part of the config: a regenerated input file is not "the same settings".
+    inputs = {k: content_hash(v) for k, v in values.items() if k == "input" and isinstance(v, str)}
+    state = stage.open({"type": step.name, "stage": {k: v for k, v in values.items()},
+                        **({"inputs": inputs} if inputs else {})}, reuse_stale=not overwrite)
     if state.status == "done":
         metrics = stage.metrics()
         console.print(f"[dim]{step.name}: done earlier with the same settings — reused[/]")

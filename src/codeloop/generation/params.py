@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from codeloop.errors import UserError
+from codeloop.steps import option
 
 PROMPT_FORMATS = ("completion", "instruction")
 CHAT_MODES = ("auto", "chat", "plain")
@@ -21,21 +22,31 @@ class GenerationParams:
     requests in flight for the openai backend.
     """
 
-    n: int = 1
-    temperature: float = 0.8
-    top_p: float = 0.95
-    top_k: int = 0
-    max_new_tokens: int = 384
-    stop: list[str] = field(default_factory=list)
-    default_stops: bool = True
-    seed: int = 0
-    batch_size: int = 8
-    prompt_format: str = "completion"  # completion | instruction
-    chat: str = "auto"  # instruction format: auto (chat template if the tokenizer has one) | chat | plain
-    plain_template: str = "### Instruction:\n{instruction}\n\n### Response:\n"
-    system_prompt: str = ""
-    response_prefix: str = "```python\n"  # instruction format: text the answer starts with
-    stop_at_code_end: bool = True  # instruction format: stop once the fenced code block closes
+    n: int = option(1, flags=("-n",), min=1, help="Samples per problem.")
+    temperature: float = option(0.8, flags=("-t",), min=0, help="Sampling temperature; 0 = greedy.")
+    top_p: float = option(0.95, gt=0, help="Nucleus sampling mass (1 = off).")
+    top_k: int = option(0, min=0, help="Sample among the k most likely tokens only (0 = off).")
+    max_new_tokens: int = option(384, min=1, help="Tokens per sample at most.")
+    stop: list[str] = option(default_factory=list, comma=False,
+                             help="Extra stop strings, on top of the defaults for the problem kind (repeat the "
+                                  "flag for several).")
+    default_stops: bool = option(True, help="Stop where a completion-style program ends (a new top-level def, "
+                                            "class, if, print...), as HumanEval's harness does.")
+    seed: int = option(0, help="Sampling seed.")
+    batch_size: int = option(8, min=1, help="Rows (prompt x sample) decoded together by the hf backend; "
+                                            "requests in flight for the openai backend.")
+    prompt_format: str = option("completion", choices=PROMPT_FORMATS,
+                                help="completion: the model continues the problem's code prompt; instruction: "
+                                     "it is asked in words and answers with a code block.")
+    chat: str = option("auto", choices=CHAT_MODES,
+                       help="Instruction prompts: auto (the tokenizer's chat template if it has one), chat, or "
+                            "plain (plain_template).")
+    plain_template: str = option("### Instruction:\n{instruction}\n\n### Response:\n",
+                                 help="Instruction prompts without a chat template: the text around the task "
+                                      "({instruction}).")
+    system_prompt: str = option("", help="Instruction prompts: a system message (empty: none).")
+    response_prefix: str = option("```python\n", help="Instruction prompts: text the answer starts with.")
+    stop_at_code_end: bool = option(True, help="Instruction prompts: stop once the fenced code block closes.")
 
     def __post_init__(self) -> None:
         self.validate()

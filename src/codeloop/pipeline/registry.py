@@ -13,6 +13,8 @@ from codeloop.errors import UserError
 from codeloop.steps import Step, suggest
 
 STEPS: dict[str, str] = {
+    "sample": "codeloop.resumable.steps:SAMPLE",
+    "execute": "codeloop.resumable.steps:EXECUTE",
     "eval": "codeloop.pipeline.stages:EVAL",
     "pairs": "codeloop.pipeline.stages:PAIRS",
     "curriculum": "codeloop.pipeline.stages:CURRICULUM",
