@@ -18,22 +18,39 @@ def test_codeact_recipe_validates_and_compares_the_six_variants():
     r = load_recipe(RECIPE)
     names = [s.name for s in r.stages]
     by_name = {s.name: s for s in r.stages}
+    assert r.model == "coder"
+    data = by_name["data"].config
+    assert (data.problems, data.split, data.limit) == ("mbpp", "train", None)  # all 374, >= 300 records
     assert by_name["select_cdas"].config.method == "cdas" and by_name["select_cdas"].config.ratio == 0.4
-    assert by_name["select_cdas"].config.clusters == 10
+    assert by_name["select_cdas"].config.clusters == 10 and by_name["select_cdas"].config.template == "trained"
     assert by_name["select_random"].config.size_from == "select_cdas"
     trains = [s for s in r.stages if s.type == "train_sft_profiled"]
     assert sorted((s.config.input, s.config.packing) for s in trains) == sorted(
-        (d, p) for d in ("data", "select_cdas", "select_random") for p in ("none", "codeact"))
-    assert all(s.config.max_steps <= 0 and s.config.epochs == 1.0 for s in trains)  # same epochs: time scales
-    evals = {s.config.adapter_from for s in r.stages if s.type == "eval"}
-    assert evals == {None} | {s.name for s in trains}
+        (d, p) for d in ("data", "select_cdas", "select_random") for p in ("pad-to-longest", "codeact"))
+    # the same settings for every variant: only the data and the batch layout differ
+    settings = {(s.config.max_steps, s.config.epochs, s.config.learning_rate, s.config.per_device_batch_size,
+                 s.config.lora, s.config.max_length, s.config.pack_layout) for s in trains}
+    assert settings == {(-1, 3.0, 5e-5, 16, False, 2048, "next-fit")}
+    evals = [s for s in r.stages if s.type == "eval"]
+    assert {(s.config.benchmark, s.config.split, s.config.limit) for s in evals} == {("mbpp", "test", None),
+                                                                                    ("mbpp+", "test", None)}
+    for bench in ("mbpp", "mbpp+"):
+        assert {s.config.adapter_from for s in evals if s.config.benchmark == bench} == \
+            {None} | {s.name for s in trains}
     table = by_name["table"].config
-    for row in table.rows:  # the table names stages that run before it
-        assert names.index(row["train"]) < names.index("table") and names.index(row["eval"]) < names.index("table")
-        assert by_name[row["eval"]].config.adapter_from == row["train"]
-    small = load_recipe(RECIPE, ["vars.train_limit=20", "vars.ratio=0.5", "stages.select_cdas.clusters=3"])
+    assert len(table.rows) == 6
+    for row in table.rows:  # the table names stages that run before it, each eval of its own train step
+        assert names.index(row["train"]) < names.index("table")
+        assert set(row["eval"]) == {"mbpp", "mbpp+"}
+        for bench, step in row["eval"].items():
+            assert names.index(step) < names.index("table")
+            assert by_name[step].config.adapter_from == row["train"] and by_name[step].config.benchmark == bench
+    assert {by_name[s].config.adapter_from for s in table.base_eval.values()} == {None}
+    small = load_recipe(RECIPE, ["vars.train_limit=20", "vars.ratio=0.5", "stages.select_cdas.clusters=3",
+                                 "vars.eval_limit=5", "vars.plus_limit=5", "vars.lora=true", "vars.epochs=1"])
     assert small.stage("data").config.limit == 20 and small.stage("select_cdas").config.ratio == 0.5
-    assert small.stage("select_cdas").config.clusters == 3
+    assert small.stage("select_cdas").config.clusters == 3 and small.stage("eval_plus_cdas").config.limit == 5
+    assert small.stage("train_cdas").config.lora is True and small.stage("train_cdas_dp").config.epochs == 1.0
 
 
 def _recipe(tmp_path: Path, text: str) -> Path:
@@ -53,6 +70,10 @@ def _recipe(tmp_path: Path, text: str) -> Path:
     ("{name: s, type: sft_data, instruction: title}", "stages.s.instruction"),
     ("{name: s, type: train_sft_profiled, input: d, packing: fancy, pack_layout: next-fit}", "stages.s.packing"),
     ("{name: s, type: cdas_table, rows: [{label: a, train: d}]}", "stages.s.rows[0].eval"),
+    ("{name: s, type: cdas_table, rows: [{label: a, train: d, eval: {mbpp: 3}}]}", "stages.s.rows[0].eval"),
+    ("{name: s, type: cdas_table, rows: [{label: a, train: d, eval: {x: e}}, {label: b, train: d, eval: e}]}",
+     "stages.s.rows[1].eval"),
+    ("{name: s, type: cdas_table, base_eval: e, rows: [{label: a, train: d, eval: {x: e}}]}", "stages.s.base_eval"),
 ])
 def test_stage_mistakes_name_their_key(tmp_path, stage, where):
     p = _recipe(tmp_path, f"name: t\nstages:\n  - {{name: d, type: sft_data}}\n  - {stage}\n")
@@ -99,9 +120,13 @@ def _tiny_recipe(tmp_path: Path, model_dir: Path, with_eval: bool) -> Path:
         evals = "\n".join(
             f"  - {{name: eval_{t}, type: eval, benchmark: easy, split: test, limit: 2, max_new_tokens: 4, "
             f"adapter_from: train_{t}, timeout_s: 5}}" for t in ("cdas", "cdas_dp", "random"))
-        table = ("  - {name: table, type: cdas_table, rows: [{label: cdas, train: train_cdas, eval: eval_cdas}, "
-                 "{label: cdas+dp, train: train_cdas_dp, eval: eval_cdas_dp}, "
-                 "{label: random, train: train_random, eval: eval_random}]}")
+        evals += ("\n  - {name: eval_base, type: eval, benchmark: easy, split: test, limit: 2, max_new_tokens: 4, "
+                  "timeout_s: 5}")
+        # two columns (the recipe's mbpp / mbpp+), here the same eval step twice
+        table = ("  - {name: table, type: cdas_table, base_eval: {a: eval_base, b: eval_base}, rows: ["
+                 "{label: cdas, train: train_cdas, eval: {a: eval_cdas, b: eval_cdas}}, "
+                 "{label: cdas+dp, train: train_cdas_dp, eval: {a: eval_cdas_dp, b: eval_cdas_dp}}, "
+                 "{label: random, train: train_random, eval: {a: eval_random, b: eval_random}}]}")
     text = f"""
 name: tiny_codeact
 model: {model_dir}
@@ -111,7 +136,7 @@ stages:
   - {{name: select_cdas, type: select, input: data, method: cdas, ratio: 0.5, clusters: 3, rounding: ceil,
      max_length: 256}}
   - {{name: select_random, type: select, input: data, method: random, size_from: select_cdas}}
-  - {{name: train_cdas, type: train_sft_profiled, input: select_cdas, packing: none, {train}}}
+  - {{name: train_cdas, type: train_sft_profiled, input: select_cdas, packing: pad-to-longest, {train}}}
   - {{name: train_cdas_dp, type: train_sft_profiled, input: select_cdas, packing: codeact, {train}}}
   - {{name: train_random, type: train_sft_profiled, input: select_random, packing: codeact, {train}}}
 {evals}
@@ -143,6 +168,9 @@ def test_tiny_codeact_recipe_end_to_end(tmp_path, tiny_model_dir):
     stats = json.loads((root / "select_cdas" / "stats.json").read_text())
     kept = [json.loads(x) for x in (root / "select_cdas" / "sft.jsonl").read_text().splitlines()]
     assert stats["k_used"] == 3 and stats["kept"] == len(kept) > 0
+    # scored the pair training learns: the prompt as it is -> the completion
+    assert (stats["pair"], stats["instruction_field"], stats["response_field"]) == ("trained", "prompt", "completion")
+    assert stats["template"] == "{q}"
     assert all(r["ifd"] < 1 and r["cluster"] in (0, 1, 2) and r["prompt"] and r["completion"] for r in kept)
     assert (root / "select_cdas" / "ifd_hist.png").exists() and (root / "select_cdas" / "clusters.png").exists()
     rand = (root / "select_random" / "sft.jsonl").read_text().splitlines()
@@ -157,6 +185,9 @@ def test_tiny_codeact_recipe_end_to_end(tmp_path, tiny_model_dir):
     assert by["train_cdas_dp"].metrics["packing"] == "codeact"
     if with_eval:
         table = json.loads((root / "table" / "table.json").read_text())
-        assert [r["label"] for r in table] == ["cdas", "cdas+dp", "random"]
-        assert all(r["pass@1"] is not None and r["train_time_s"] > 0 for r in table)
-        assert "| cdas+dp |" in (root / "table" / "table.md").read_text()
+        assert [r["label"] for r in table] == ["base model (no tuning)", "cdas", "cdas+dp", "random"]
+        assert all(r["pass@1 a"] is not None and r["pass@1 a"] == r["pass@1 b"] for r in table)
+        assert all(r["train_time_s"] > 0 for r in table[1:])
+        md = (root / "table" / "table.md").read_text()
+        assert "| cdas+dp |" in md and "| pass@1 a | pass@1 b |" in md
+        assert (root / "table" / "table.png").stat().st_size > 0  # the run report shows every png / md

@@ -166,61 +166,138 @@ def run_train_sft_profiled(ctx: StageContext, cfg: Any) -> dict[str, Any]:
 
 # -- cdas_table ------------------------------------------------------------------------------------
 
+def _eval_columns(value: Any, where: str) -> dict[str, str]:
+    """A row's `eval`: one eval step (column pass@1) or {column: eval step} (e.g. mbpp, mbpp+)."""
+    if isinstance(value, str) and value:
+        return {"": value}
+    if isinstance(value, dict) and value and all(isinstance(k, str) and k and isinstance(v, str) and v
+                                                 for k, v in value.items()):
+        return dict(value)
+    raise UserError("must be an eval step (a string) or {column: eval step}", where)
+
+
 @dataclass
 class TableStageConfig:
     rows: list[dict] = option(default_factory=list, help="One row per variant: {label, train: a train step, "
-                                                         "eval: its eval step}.")
-    title: str = option("CodeACT Table I at CPU scale", help="The table's title.")
+                                                         "eval: its eval step, or {column: eval step} for several "
+                                                         "benchmarks}.")
+    title: str = option("CodeACT Table I", help="The table's title.")
+    # not `baseline`: the recipe loader takes a field of that name for one earlier step's name
+    base_eval: Optional[Any] = option(None, help="The untuned model's eval step(s), as a row's eval: a reference "
+                                                 "row without training.")
 
     def check(self, where: str) -> None:
         if not self.rows:
             raise UserError("needs at least one row {label, train, eval}", f"{where}.rows")
+        columns = None
         for i, row in enumerate(self.rows):
-            for key in ("label", "train", "eval"):
+            for key in ("label", "train"):
                 if not isinstance(row.get(key), str) or not row[key]:
                     raise UserError(f"missing '{key}' (a string)", f"{where}.rows[{i}].{key}")
+            if row.get("eval") is None:
+                raise UserError("missing 'eval' (a string, or {column: eval step})", f"{where}.rows[{i}].eval")
+            cols = list(_eval_columns(row["eval"], f"{where}.rows[{i}].eval"))
+            if columns is not None and cols != columns:
+                raise UserError(f"eval columns {cols} differ from the first row's {columns}", f"{where}.rows[{i}].eval")
+            columns = cols
             extra = set(row) - {"label", "train", "eval"}
             if extra:
                 raise UserError(f"unknown key '{sorted(extra)[0]}' (keys: label, train, eval)", f"{where}.rows[{i}]")
+        if self.base_eval is not None and list(_eval_columns(self.base_eval, f"{where}.base_eval")) != columns:
+            raise UserError(f"needs the rows' eval columns {columns}", f"{where}.base_eval")
 
 
 def _stage_metrics(ctx: StageContext, name: str) -> dict[str, Any]:
     return json.loads(ctx.output_file(name, "metrics.json").read_text())
 
 
-def _fmt(x: Any, digits: int = 3) -> str:
+def _fmt(x: Any, digits: int | None = None) -> str:
     if x is None:
         return "—"
-    return f"{x:.{digits}f}" if isinstance(x, (int, float)) and not isinstance(x, bool) else str(x)
+    return f"{x:.{digits}f}" if digits is not None and isinstance(x, (int, float)) and not isinstance(x, bool) \
+        else str(x)
+
+
+def _pass_at_1(ctx: StageContext, evals: dict[str, str]) -> dict[str, Any]:
+    return {col: (_stage_metrics(ctx, step).get("pass@k") or {}).get("pass@1") for col, step in evals.items()}
+
+
+def _pass_key(col: str) -> str:
+    return f"pass@1 {col}" if col else "pass@1"
 
 
 def run_cdas_table(ctx: StageContext, cfg: TableStageConfig) -> dict[str, Any]:
     rows = []
+    columns: list[str] = []
+    if cfg.base_eval is not None:
+        evals = _eval_columns(cfg.base_eval, "base_eval")
+        rows.append({"label": "base model (no tuning)", "train": None, "eval": evals,
+                     **{_pass_key(c): v for c, v in _pass_at_1(ctx, evals).items()}})
     for row in cfg.rows:
-        tm, em = _stage_metrics(ctx, row["train"]), _stage_metrics(ctx, row["eval"])
+        evals = _eval_columns(row["eval"], "eval")
+        columns = list(evals)
+        tm = _stage_metrics(ctx, row["train"])
         metrics = tm.get("metrics") or {}
         rows.append({"label": row["label"], "train": row["train"], "eval": row["eval"],
-                     "records": tm.get("records"), "steps": tm.get("steps"),
-                     "packing": tm.get("packing"), "pass@1": (em.get("pass@k") or {}).get("pass@1"),
+                     "records": tm.get("records"), "steps": tm.get("steps"), "packing": tm.get("packing"),
+                     **{_pass_key(c): v for c, v in _pass_at_1(ctx, evals).items()},
                      "train_time_s": tm.get("train_time_s", tm.get("wall_time_s")),
                      "peak_rss_mb": tm.get("peak_rss_mb"), "peak_rss_delta_mb": tm.get("peak_rss_delta_mb"),
                      "peak_cuda_mb": tm.get("peak_cuda_mb"), "padding_ratio": metrics.get("padding_ratio_avg"),
                      "train_loss": metrics.get("train_loss")})
+    pass_cols = [(_pass_key(c), _pass_key(c), 3) for c in columns]
     cols = [("variant", "label", None), ("records", "records", None), ("steps", "steps", None),
-            ("packing", "packing", None),
-            ("pass@1", "pass@1", 3), ("train time s", "train_time_s", 1), ("peak RSS MB", "peak_rss_mb", 0),
-            ("peak RSS Δ MB", "peak_rss_delta_mb", 0), ("padding", "padding_ratio", 3), ("train loss", "train_loss", 3)]
-    if any(r["peak_cuda_mb"] is not None for r in rows):
-        cols.insert(8, ("peak CUDA MB", "peak_cuda_mb", 0))
+            ("packing", "packing", None), *pass_cols, ("train time s", "train_time_s", 1),
+            ("peak RSS MB", "peak_rss_mb", 0), ("peak RSS Δ MB", "peak_rss_delta_mb", 0),
+            ("padding", "padding_ratio", 3), ("train loss", "train_loss", 3)]
+    if any(r.get("peak_cuda_mb") is not None for r in rows):
+        cols.insert(cols.index(("peak RSS MB", "peak_rss_mb", 0)), ("peak CUDA MB", "peak_cuda_mb", 0))
     md = [f"# {cfg.title}", "", "| " + " | ".join(c[0] for c in cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
-        md.append("| " + " | ".join(_fmt(r[k]) if d is None else _fmt(r[k], d) for _, k, d in cols) + " |")
+        md.append("| " + " | ".join(_fmt(r.get(k), d) for _, k, d in cols) + " |")
     atomic_write_text(ctx.stage.path / "table.md", "\n".join(md) + "\n")
     atomic_write_text(ctx.stage.path / "table.json", json.dumps(rows, indent=2) + "\n")
-    scored = [r for r in rows if r["pass@1"] is not None]
-    best = max(scored, key=lambda r: r["pass@1"]) if scored else None
-    return {"rows": rows, "variants": len(rows), "best": best["label"] if best else None,
-            "best_pass@1": best["pass@1"] if best else None}
+    _plot_table(rows, [k for _, k, _ in pass_cols], cfg.title, ctx.stage.path / "table.png")
+    first = _pass_key(columns[0]) if columns else "pass@1"
+    scored = [r for r in rows if r.get("train") and r.get(first) is not None]
+    best = max(scored, key=lambda r: r[first]) if scored else None
+    return {"rows": rows, "variants": len(cfg.rows), "best": best["label"] if best else None,
+            "best_pass@1": best[first] if best else None}
+
+
+def _plot_table(rows: list[dict[str, Any]], pass_keys: list[str], title: str, path: Any) -> None:
+    """pass@1 per benchmark, training time and peak memory per variant, side by side."""
+    from codeloop.viz import matplotlib_agg, save_figure
+
+    plt = matplotlib_agg()
+    trained = [r for r in rows if r.get("train")]
+    mem_key = "peak_cuda_mb" if any(r.get("peak_cuda_mb") is not None for r in trained) else "peak_rss_mb"
+    fig, axes = plt.subplots(1, 3, figsize=(15, 0.45 * len(rows) + 2.2))
+    y = list(range(len(rows)))
+    width = 0.8 / max(len(pass_keys), 1)
+    ax = axes[0]
+    for j, key in enumerate(pass_keys):
+        ax.barh([v + j * width for v in y], [r.get(key) or 0.0 for r in rows], height=width, label=key)
+    ax.set_yticks([v + width * (len(pass_keys) - 1) / 2 for v in y], [r["label"] for r in rows])
+    ax.invert_yaxis()
+    top = max([r.get(k) or 0.0 for r in rows for k in pass_keys] + [0.0])
+    ax.set_xlim(0, max(0.05, top * 1.15))  # all-zero scores (a tiny run) still get an axis
+    ax.set_xlabel("pass@1")
+    if len(pass_keys) > 1:
+        ax.legend(fontsize=8)
+    for ax, key, label in ((axes[1], "train_time_s", "training time (s)"),
+                           (axes[2], mem_key, "peak CUDA memory (MB)" if mem_key == "peak_cuda_mb"
+                            else "peak RSS (MB)")):
+        ty = list(range(len(trained)))
+        ax.barh(ty, [r.get(key) or 0.0 for r in trained],
+                color=["#1a73e8" if r.get("packing") == "codeact" else "#9aa0a6" for r in trained])
+        ax.set_yticks(ty, [r["label"] for r in trained])
+        ax.invert_yaxis()
+        ax.set_xlabel(label)
+    axes[1].set_title("blue: Dynamic Pack", fontsize=9)
+    fig.suptitle(title)
+    fig.tight_layout()
+    save_figure(fig, path)
 
 
 SFT_DATA = Step("sft_data", SFTDataStageConfig, run_sft_data, "instruction/response SFT records from a problem set's reference solutions (writes sft.jsonl)",
