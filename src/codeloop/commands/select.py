@@ -13,6 +13,8 @@ from codeloop.methods.codeact import CDASConfig
 from codeloop.pipeline.stages_cdas import SelectStageConfig
 
 HELP = ("Select training data from an instruction/response JSONL (CodeACT's CDAS, or a baseline).\n\n"
+        "IFD and the clusters are computed on the pair `train sft` learns from each record (prompt/"
+        "completion, else instruction/response, conversations through the chat template).\n\n"
         "Writes the kept records (every input field plus `ifd` and `cluster`) to --out, the counts "
         "(kept / dropped per reason per cluster) to OUT.stats.json, and plots OUT.ifd_hist.png, "
         "OUT.clusters.png.")

@@ -1,7 +1,8 @@
 """Recipe stages for CodeACT (CDAS data selection + Dynamic Pack), registered on import.
 
 - ``sft_data``: prompt/completion SFT records from a problem set's reference solutions.
-- ``select``: CDAS / ifd-only / random selection of an earlier stage's records.
+- ``select``: CDAS / ifd-only / random selection of an earlier stage's records, scored on the pair
+  SFT trains (methods/codeact/pairs.py).
 - ``train_sft_profiled``: the ``train_sft`` stage plus the training's peak memory, and the
   Dynamic Pack row layout as an option (``next-fit``, the paper's, by default).
 - ``cdas_table``: pass@1, training time and peak memory side by side (the paper's Table I).
@@ -85,9 +86,11 @@ SelectStageConfig = derive(
            ("file", str, option("sft.jsonl", help="That step's file.")),
            ("size_from", Optional[str], option(None, help="random / ifd-only: keep as many as that earlier select "
                                                           "step kept.")),
-           ("instruction_field", Optional[str], option(None, help="The instruction field (default: found by "
-                                                                  "name).")),
-           ("response_field", Optional[str], option(None, help="The response field (default: found by name).")),
+           ("instruction_field", Optional[str], option(None, help="Score this field as the instruction "
+                                                                  "instead of the pair SFT trains on (default: "
+                                                                  "the trained pair, prompt else instruction).")),
+           ("response_field", Optional[str], option(None, help="Score this field as the response instead of "
+                                                               "the trained one (completion else response).")),
            *run_fields("KMeans random_state / random baseline seed"), FORMAT_FIELD])
 
 
