@@ -159,7 +159,11 @@ def test_training_text_matches_the_official_formula():
     assert training_text("Write it.", edits) == expected
     assert completion_text(edits).endswith(STOP_SEQUENCE)
     recs = [{"prompt": "P", "edits": edits, "code": "x = 1\nprint(x)"}, {"prompt": "Q", "edits": []}]
-    assert sft_records_from_edits(recs) == [{"prompt": "P", "completion": completion_text(edits)}]
+    # The training text is the official one; its first separator ends the prompt, as at test time.
+    assert sft_records_from_edits(recs) == [{"prompt": "P\n<|diff|>", "completion": completion_text(edits, True)}]
+    assert sft_records_from_edits(recs, diff_in_prompt=False) == [{"prompt": "P", "completion": completion_text(edits)}]
+    (row,) = sft_records_from_edits(recs)
+    assert row["prompt"] + row["completion"] == training_text("P", edits)
     assert sft_records_plain(recs[:1]) == [{"prompt": "P", "completion": "x = 1\nprint(x)"}]
     assert resolve(completion_text(edits)) == "x = 1\nprint(x)"
 

@@ -41,16 +41,21 @@ from codeloop.methods.lintseq.edits import (DIFF_TOKEN, SEPARATOR, STOP_SEQUENCE
                                             completion_text, decode_generated, decode_generated_detail,
                                             decode_sample, insertion_diff, parse_hunks, resolve,
                                             sft_records_from_edits, sft_records_plain, split_edits, training_text)
+from codeloop.methods.lintseq.prompts import (InstructionPrompts, arm_prompt, boundary_mismatch, problem_instruction,
+                                              prompt_context, response_program, signature_of, strip_docstrings,
+                                              task_instruction)
 from codeloop.methods.lintseq.sampling import (PROGRAM_FIELDS, LintSeqOptions, LintSeqStats, SequenceError,
                                                canonical_program, choose_field, edits_from_states, extract_code,
-                                               line_indents, line_weights, linter_for, lintseq_program,
+                                               line_indents, line_weights, linter_for, string_continuations, lintseq_program,
                                                lintseq_records, program_of, sample_states, sampleable_lines,
                                                sequence_rng, verify_sequence)
 
-__all__ = ["DIFF_TOKEN", "Decoded", "Hunk", "LintSeqOptions", "LintSeqStats", "PROGRAM_FIELDS", "SEPARATOR",
+__all__ = ["DIFF_TOKEN", "Decoded", "Hunk", "InstructionPrompts", "LintSeqOptions", "LintSeqStats", "PROGRAM_FIELDS", "SEPARATOR",
            "STOP_SEQUENCE", "SequenceError", "apply_edit", "canonical_program", "choose_field",
            "completion_text", "decode_generated", "decode_generated_detail", "decode_sample",
            "edits_from_states", "extract_code", "insertion_diff", "line_indents", "line_weights", "linter_for",
            "lintseq_program", "lintseq_records", "parse_hunks", "program_of", "resolve", "sample_states",
            "sampleable_lines", "sequence_rng", "sft_records_from_edits", "sft_records_plain", "split_edits",
-           "training_text", "verify_sequence"]
+           "training_text", "verify_sequence", "arm_prompt", "boundary_mismatch", "problem_instruction",
+           "prompt_context", "response_program", "signature_of", "strip_docstrings", "task_instruction",
+           "string_continuations"]

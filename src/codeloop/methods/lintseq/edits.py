@@ -172,9 +172,16 @@ def decode_generated(text: str) -> str:
 
 
 def decode_sample(sample: Sample) -> Sample:
-    """A generated edit sequence -> the program it builds (executed as is: it holds the signature)."""
+    """A generated edit sequence -> the program executed: the sample's code prompt (its imports and
+    helpers; '' when the prompt is an instruction) followed by the program the edits build, whose
+    ``def`` replaces the prompt's stub (the official HumanEval evaluation runs prompt + program)."""
+    from codeloop.methods.lintseq.prompts import prompt_context
+
     detail = decode_generated_detail(sample.completion)
-    sample.code = detail.program
+    context = prompt_context(sample.prompt)
+    sample.code = context + ("\n" if context and detail.program else "") + detail.program
+    if sample.code and not sample.code.endswith("\n"):
+        sample.code += "\n"  # test code is appended right after the program
     sample.extra["decode"] = {"edits": detail.edits, "hunks_applied": detail.hunks_applied,
                               "hunks_malformed": detail.hunks_malformed}
     return sample
@@ -188,9 +195,11 @@ register_decoder("lintseq", decode_sample, stop=(STOP_SEQUENCE,))
 # Training text
 
 
-def completion_text(edits: Sequence[str]) -> str:
-    """The diff part of the official training text, ending in the stop sequence."""
-    return SEPARATOR.join([""] + list(edits) + ["", ""])
+def completion_text(edits: Sequence[str], diff_in_prompt: bool = False) -> str:
+    """The diff part of the official training text, ending in the stop sequence; with
+    `diff_in_prompt` without its first separator (the prompt ends with it)."""
+    text = SEPARATOR.join([""] + list(edits) + ["", ""])
+    return text[len(SEPARATOR):] if diff_in_prompt else text
 
 
 def training_text(instruction: str, edits: Sequence[str]) -> str:
@@ -209,22 +218,33 @@ def _instruction_of(record: dict, instruction_field: str | None) -> str:
     raise KeyError("instruction/prompt/description")
 
 
-def sft_records_from_edits(records: Iterable[dict], instruction_field: str | None = None) -> list[dict]:
+def sft_records_from_edits(records: Iterable[dict], instruction_field: str | None = None,
+                           diff_in_prompt: bool = True) -> list[dict]:
     """Prompt/completion records for SFT (loss on the completion): prompt = the instruction
     (`instruction_field`, else the first of instruction/prompt/description), completion = the
     edits' diff text ending in STOP_SEQUENCE (the task_id is kept when the record has one).
+    The training text is the official one either way; `diff_in_prompt` (default) puts its first
+    ``\n<|diff|>`` at the end of the prompt, which is where the test-time prompt ends, so the
+    loss falls on the edits and the prompt's tokens are those the model is given at test time.
     Records without `edits` are skipped."""
     out = []
     for rec in records:
         if rec.get("edits"):
             row = {"task_id": rec["task_id"]} if rec.get("task_id") is not None else {}
-            row.update(prompt=_instruction_of(rec, instruction_field), completion=completion_text(rec["edits"]))
+            instruction = _instruction_of(rec, instruction_field)
+            row.update(prompt=instruction + (SEPARATOR if diff_in_prompt else ""),
+                       completion=completion_text(rec["edits"], diff_in_prompt))
             out.append(row)
     return out
 
 
 def sft_records_plain(records: Iterable[dict], field: str = "code",
-                      instruction_field: str | None = None) -> list[dict]:
-    """The baseline's prompt/completion records: the same instruction, the plain program."""
-    return [{"prompt": _instruction_of(r, instruction_field), "completion": str(r[field])}
-            for r in records]
+                      instruction_field: str | None = None, prompt_end: str = "") -> list[dict]:
+    """The baseline's prompt/completion records: the same instruction (plus `prompt_end`), the
+    plain program (the task_id is kept when the record has one)."""
+    out = []
+    for r in records:
+        row = {"task_id": r["task_id"]} if r.get("task_id") is not None else {}
+        row.update(prompt=_instruction_of(r, instruction_field) + prompt_end, completion=str(r[field]))
+        out.append(row)
+    return out

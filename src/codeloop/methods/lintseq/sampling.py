@@ -3,6 +3,7 @@ every sequence verified; many programs in a deterministic process pool."""
 
 from __future__ import annotations
 
+import ast
 import multiprocessing
 import random
 import re
@@ -81,6 +82,25 @@ def line_weights(indents: Sequence[int], indent_bias: float | None = 1.0) -> lis
     return [1.0 if li == 0 else li / unit * indent_bias for li in indents]
 
 
+def string_continuations(program: str) -> dict[int, list[int]]:
+    """First line of each multi-line string literal (docstrings included) -> its other lines:
+    with atomic strings those lines are never sampled alone and go wherever the first one goes,
+    so no intermediate state holds a fragment of prose as code."""
+    try:
+        tree = ast.parse(program)
+    except SyntaxError:
+        return {}
+    out: dict[int, list[int]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Constant, ast.JoinedStr)) and (isinstance(node, ast.JoinedStr)
+                                                                or isinstance(node.value, (str, bytes))):
+            first, last = node.lineno - 1, (node.end_lineno or node.lineno) - 1
+            if last > first:
+                out.setdefault(first, [])
+                out[first] = sorted(set(out[first]) | set(range(first + 1, last + 1)))
+    return out
+
+
 def _children(target: int, indents: Sequence[int]) -> list[int]:
     out = []
     for j in range(target + 1, len(indents)):
@@ -104,6 +124,9 @@ class LintSeqOptions:
     indent: str = "auto"  # "auto" | "official"
     indent_bias: float | None = 1.0
     max_steps: int | None = None  # the official code stops after 512 deletions
+    # Multi-line strings as one unit (their lines come and go together); the official code samples
+    # their lines one by one, so a docstring's lines turn up as code in intermediate states.
+    atomic_strings: bool = False
 
     def __post_init__(self) -> None:
         if self.indent not in ("auto", "official"):
@@ -127,8 +150,13 @@ def sample_states(program: str, rng: random.Random, linter: Linter,
     empty program last (each a sorted list of line indices)."""
     lines = program.split("\n")
     indents = line_indents(lines)
+    attached = string_continuations(program) if options.atomic_strings else {}
+    inside = {j for rest in attached.values() for j in rest}
+    for first, rest in attached.items():
+        for j in rest:  # a string's later lines (prose at any indentation) belong to its first line's block
+            indents[j] = indents[first]
     weights = line_weights(indents, options.indent_bias)
-    remaining = sampleable_lines(lines)
+    remaining = [i for i in sampleable_lines(lines) if i not in inside]
     alive = [True] * len(lines)
     states = [list(range(len(lines)))]
     steps = 0
@@ -137,9 +165,15 @@ def sample_states(program: str, rng: random.Random, linter: Linter,
         step: set[int] = set()
         affected = [target]
         while True:
-            grown = list(dict.fromkeys(affected))
-            for line in list(grown):
-                grown.extend(c for c in _children(line, indents) if c not in step and c not in grown)
+            grown: set[int] = set()
+            todo = list(affected)
+            while todo:  # the lines, their indented children and their strings' lines, transitively
+                line = todo.pop()
+                if line in grown or line in step:
+                    continue
+                grown.add(line)
+                todo.extend(_children(line, indents))
+                todo.extend(attached.get(line, ()))
             step.update(grown)
             state = [i for i in range(len(lines)) if alive[i] and i not in step]
             flagged = linter.flagged_lines("\n".join(lines[i] for i in state))
