@@ -61,8 +61,11 @@ def eval_rows(run: RunDir) -> list[dict[str, Any]]:
         per = {t: pc.c / pc.n for t, pc in counts.items()}  # pass@1 per problem
         vals = np.array(list(per.values()))
         lo, hi = _bootstrap_ci(vals)
-        key = (m.get("benchmark"), m.get("split"))
+        sampling = _sampling(stage)
+        # Only evaluations sampled the same way compare: a greedy baseline says nothing of a T=0.8 arm.
+        key = (m.get("benchmark"), m.get("split"), sampling)
         row = {"stage": stage.path.name, "benchmark": m.get("benchmark"), "split": m.get("split"),
+               "sampling": sampling,
                "adapter_from": m.get("adapter_from"), "problems": m.get("problems"),
                "pass@k": m.get("pass@k", {}), "ci": (lo, hi), "delta": None, "counts": counts}
         if not m.get("adapter_from"):
@@ -78,6 +81,22 @@ def eval_rows(run: RunDir) -> list[dict[str, Any]]:
     return rows
 
 
+def _sampling(stage: StageDir) -> str:
+    """How an eval stage sampled, from its recorded settings: 'greedy' or 'T=0.8 n=20'."""
+    f = stage.path / "config.yaml"
+    raw = ((yaml.safe_load(f.read_text()) or {}).get("stage") or {}) if f.exists() else {}
+    from codeloop.evaluation.harness import EvalConfig
+
+    t = float(raw.get("temperature", EvalConfig.temperature))
+    return "greedy" if t == 0 else f"T={t:g} n={int(raw.get('n', EvalConfig.n))}"
+
+
+def _win_class(delta: dict[str, Any]) -> str:
+    """A delta is coloured a win (or a loss) only when its 95% CI excludes 0."""
+    lo, hi = delta["ci"]
+    return "good" if lo > 0 else "bad" if hi < 0 else ""
+
+
 def head_to_head(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Paired comparisons between the trained arms of a recipe (e.g. GiFT vs self-training): every
     two evals of trained models on the same benchmark and split, the earlier one as A. The deltas
@@ -88,7 +107,7 @@ def head_to_head(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for i, a in enumerate(arms):
         for b in arms[i + 1:]:
-            if (a["benchmark"], a["split"]) != (b["benchmark"], b["split"]):
+            if (a["benchmark"], a["split"], a["sampling"]) != (b["benchmark"], b["split"], b["sampling"]):
                 continue
             ks = sorted({int(k.split("@")[1]) for k in a["pass@k"]} & {int(k.split("@")[1]) for k in b["pass@k"]})
             cmp = compare_counts(a["counts"], b["counts"], ks or [1], resamples=5000)
@@ -227,10 +246,11 @@ def write_report(root: str | Path) -> Path:
         ks = sorted({k for r in evals for k in r["pass@k"]}, key=lambda x: int(x.split("@")[1]))
         rows = []
         for r in evals:
-            delta = (Raw(f"<span class='{'good' if r['delta']['delta'] > 0 else 'bad' if r['delta']['delta'] < 0 else ''}'>"
+            delta = (Raw(f"<span class='{_win_class(r['delta'])}'>"
                          f"{r['delta']['delta']:+.3f}</span> {_fmt_ci(r['delta']['ci'])}")
                      if r["delta"] else "—")
-            rows.append([r["stage"], f"{r['benchmark']}" + (f" ({r['split']})" if r["split"] else ""),
+            rows.append([r["stage"], f"{r['benchmark']}" + (f" ({r['split']})" if r["split"] else "")
+                         + f", {r['sampling']}",
                          r["adapter_from"] or "base", r["problems"], *[r["pass@k"].get(k, float("nan")) for k in ks],
                          _fmt_ci(r["ci"]), delta])
         chart = _plot_evals(evals, root / "report_passk.png")
