@@ -23,6 +23,8 @@ STEPS: dict[str, str] = {
     "gift": "codeloop.pipeline.stages_gift:GIFT",
     "self_training": "codeloop.pipeline.stages_gift:SELF_TRAINING",
     "lintseq": "codeloop.pipeline.stages_lintseq:LINTSEQ",
+    "lintseq_eval": "codeloop.pipeline.stages_lintseq:LINTSEQ_EVAL",
+    "lintseq_report": "codeloop.pipeline.stages_lintseq:LINTSEQ_REPORT",
     "sft_data": "codeloop.pipeline.stages_cdas:SFT_DATA",
     "select": "codeloop.pipeline.stages_cdas:SELECT",
     "train_sft_profiled": "codeloop.pipeline.stages_cdas:TRAIN_SFT_PROFILED",
