@@ -1,9 +1,10 @@
-"""The LintSeq recipe loads, and its data + training + decoding stages run with a tiny model."""
+"""The LintSeq recipe: the paper's setup (MBPP train, equal optimizer steps, MBPP + MBPP+ at two
+temperatures, the comparison report), and the whole recipe run with a tiny model."""
 
 from pathlib import Path
 
 from codeloop.evaluation.harness import EvalConfig, decode_lintseq
-from codeloop.methods.lintseq import STOP_SEQUENCE, lintseq_program
+from codeloop.methods.lintseq import STOP_SEQUENCE, completion_text, lintseq_program
 from codeloop.pipeline.recipe import load_recipe
 from codeloop.pipeline.runner import run_recipe
 from codeloop.records import Sample, read_jsonl
@@ -11,38 +12,51 @@ from codeloop.records import Sample, read_jsonl
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
 
-def test_lintseq_recipe_loads():
+def test_lintseq_recipe_is_the_papers_setup():
     r = load_recipe(RECIPES / "lintseq.yaml")
-    assert r.stage("train_plain").config.max_steps == r.stage("train_lintseq").config.max_steps
-    assert r.stage("eval_lintseq").config.decode == "lintseq"
+    assert r.model == "coder"
+    data = r.stage("data").config
+    assert (data.problems, data.split, data.instruction) == ("mbpp", "train", "description")
+    edits = r.stage("edits").config
+    plain, lintseq = r.stage("train_plain").config, r.stage("train_lintseq").config
+    assert plain.file == "plain.jsonl" and plain.input == lintseq.input == "edits"
+    # Equal optimizer steps: s sequences per program, so the plain arm takes s times the epochs.
+    assert plain.epochs == lintseq.epochs * edits.s and plain.max_steps == lintseq.max_steps == -1
+    assert plain.per_device_batch_size == lintseq.per_device_batch_size
+    evals = [s for s in r.stages if type(s.config).__name__ == "LintSeqEvalConfig"]
+    grid = {(s.config.arm, s.config.benchmark, s.config.split, s.config.temperature) for s in evals}
+    assert grid == {(arm, bench, "test", t) for arm in ("edits", "plain") for bench in ("mbpp", "mbpp+")
+                    for t in (0.8, 1.0)}
+    assert all(s.config.n == 20 for s in evals)
+    report = r.stage("report").config
+    assert {row["eval"] for row in report.evals} == {s.name for s in evals}
 
 
 def test_eval_decoding_turns_edit_sequences_into_programs():
     program = "def f(x):\n    y = x + 1\n    return y"
     (_, seq), = lintseq_program(program, s=1, seed=0)["sequences"]
-    completion = "\n<|diff|>" + "\n<|diff|>".join(seq)
-    s = decode_lintseq(Sample(task_id="t", completion=completion))
-    assert s.code == program and s.extra["decode"]["hunks_malformed"] == 0
+    s = decode_lintseq(Sample(task_id="t", completion=completion_text(seq, True)))
+    assert s.code == program + "\n" and s.extra["decode"]["hunks_malformed"] == 0
     params = EvalConfig(decode="lintseq").generation_params()
     assert params.stop == [STOP_SEQUENCE] and not params.default_stops
 
 
-def test_lintseq_stages_with_tiny_model(tmp_path, tiny_model_dir):
-    recipe = tmp_path / "ls.yaml"
-    recipe.write_text(f"""
-name: ls
-model: {tiny_model_dir}
-stages:
-  - {{name: data, type: sft_data, problems: humaneval, split: null, limit: 3, instruction: prompt}}
-  - {{name: edits, type: lintseq, input: data, s: 2, workers: 1}}
-  - {{name: train_lintseq, type: train_sft, input: edits, max_steps: 2, batch_size: 2, max_length: 2048}}
-  - {{name: eval_lintseq, type: eval, benchmark: humaneval, limit: 2, max_new_tokens: 8,
-     adapter_from: train_lintseq, decode: lintseq}}
-""")
-    result = run_recipe(load_recipe(recipe), tmp_path / "runs", write_report=False)
-    assert [o.status for o in result.stages] == ["ran"] * 4
-    sft = read_jsonl(tmp_path / "runs" / "ls" / "edits" / "sft.jsonl")
-    assert len(sft) == 6 and all(r["completion"].startswith("\n<|diff|>") for r in sft)
-    samples = [r for p in (tmp_path / "runs" / "ls" / "eval_lintseq" / "samples").glob("shard-*.jsonl")
-               for r in read_jsonl(p)]
-    assert len(samples) == 2 and all("decode" in s["extra"] for s in samples)
+def test_lintseq_recipe_runs_with_a_tiny_model(tmp_path, tiny_model_dir, shared_data, monkeypatch):
+    monkeypatch.setenv("CODELOOP_DATA", str(shared_data))
+    recipe = load_recipe(RECIPES / "lintseq.yaml", [
+        f"model={tiny_model_dir}", "vars.train_limit=3", "vars.s=2", "vars.plain_epochs=2", "vars.batch_size=1",
+        "vars.eval_limit=2", "vars.n=2", "vars.max_new_tokens=8"])
+    result = run_recipe(recipe, tmp_path / "runs", write_report=False)
+    assert all(o.status == "ran" for o in result.stages), [(o.name, o.status) for o in result.stages]
+    run = tmp_path / "runs" / "lintseq"
+    sft = read_jsonl(run / "edits" / "sft.jsonl")
+    assert len(sft) == 6 and all(r["prompt"].endswith("\n<|diff|>") and "`" in r["prompt"] for r in sft)
+    samples = [r for p in (run / "eval_lintseq_t08" / "samples").glob("shard-*.jsonl") for r in read_jsonl(p)]
+    assert len(samples) == 4 and all("decode" in s["extra"] for s in samples)
+    sent = read_jsonl(run / "eval_lintseq_t08" / "prompts.jsonl")
+    assert all(p["sent"].endswith("\n<|diff|>") and "`" in p["sent"] for p in sent)
+    md = (run / "report" / "report.md").read_text()
+    assert md.count("| lintseq |") == 4 and md.count("| plain |") == 4
+    assert "| lintseq | mbpp test | 0.8 | 2 |" in md and "| plain | mbpp+ test | 1.0 | 2 |" in md
+    assert "not trained for equal" not in md  # 3 programs x 2 sequences, 1 epoch = 3 programs x 2 epochs
+    assert (run / "report" / "passk.png").exists() and (run / "report" / "passk_tokens.png").exists()

@@ -41,6 +41,13 @@ def register(app: typer.Typer) -> None:
         instruction_field: Optional[str] = typer.Option(None, "--instruction-field", help="With --sft: the field "
                                                         "the prompt comes from (default: instruction, prompt or "
                                                         "description)."),
+        atomic_strings: bool = typer.Option(False, "--atomic-strings", help="Multi-line strings (docstrings) as one "
+                                            "unit: their lines arrive in one edit. Default: line by line, as the "
+                                            "official code samples them."),
+        diff_in_prompt: bool = typer.Option(True, "--diff-in-prompt/--diff-in-target", help="With --sft: the prompt "
+                                            "ends with the first \\n<|diff|>, where the test-time prompt ends (the "
+                                            "training text is the same); --diff-in-target: the official split, "
+                                            "the separator starts the completion."),
         fmt: str = typer.Option("codeloop", "--format", help="With --sft: codeloop (task_id, prompt, completion) "
                                 "or trl (the keys TRL's SFTTrainer takes); trl implies --sft."),
     ) -> None:
@@ -87,7 +94,7 @@ def register(app: typer.Typer) -> None:
             raise UserError("no records", str(data))
 
         n_workers = workers or os.cpu_count() or 1
-        options = LintSeqOptions(errors=error_set, indent=indent)
+        options = LintSeqOptions(errors=error_set, indent=indent, atomic_strings=atomic_strings)
         with progress_bar("lintseq", len(records)) as advance:
             try:
                 results, stats = lintseq_records(records, field=field, s=s, seed=seed,
@@ -96,7 +103,8 @@ def register(app: typer.Typer) -> None:
                 raise UserError(str(exc), "--errors") from None
         if sft:
             try:
-                written = in_format(sft_records_from_edits(results, instruction_field=instruction_field), "sft", fmt)
+                written = in_format(sft_records_from_edits(results, instruction_field=instruction_field,
+                                                         diff_in_prompt=diff_in_prompt), "sft", fmt)
             except KeyError as exc:
                 raise UserError(f"a record has no instruction field {exc} to be the SFT prompt (choose one with "
                                 "--instruction-field)", str(data)) from None
