@@ -15,6 +15,7 @@ drifts with batch shapes and load, so a before/after delta could come from the k
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -39,6 +40,9 @@ def __getattr__(name: str) -> Any:
         return get_decoder("lintseq").decode
     raise AttributeError(name)
 
+
+# The prompt settings as GenerationParams declares them (help and choices stay there).
+_GEN_FIELDS = {f.name: f for f in dataclasses.fields(GenerationParams)}
 
 # Default split per benchmark: evaluate on held-out problems unless told otherwise.
 DEFAULT_SPLITS = {"easy": "test", "mbpp": "test"}
@@ -75,6 +79,9 @@ class EvalConfig:
                             help="auto: every sandbox isolation feature this machine allows; full: refuse to "
                                  "run with less (docs/execution.md).")
     decode: str = option("none", help="A registered decoder, e.g. lintseq: the model writes edit sequences.")
+    prompt_format: str = dataclasses.field(default="completion",
+                                           metadata=_GEN_FIELDS["prompt_format"].metadata)
+    chat: str = dataclasses.field(default="auto", metadata=_GEN_FIELDS["chat"].metadata)
     dtype: str = option("fp32", choices=EVAL_DTYPES,
                         help="Weights and activations while sampling (hf, vllm). fp32, the default, gives the "
                              "same greedy output run after run; bf16 kernels change with batch shape and load, "
@@ -106,7 +113,7 @@ class EvalConfig:
     def generation_params(self) -> GenerationParams:
         params = GenerationParams(n=self.n, temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
                                   max_new_tokens=self.max_new_tokens, seed=self.seed,
-                                  batch_size=self.batch_size)
+                                  batch_size=self.batch_size, prompt_format=self.prompt_format, chat=self.chat)
         decoder = get_decoder(self.decode)
         if decoder is not None and decoder.stop:
             params = params.replace(default_stops=False, stop=list(decoder.stop))
