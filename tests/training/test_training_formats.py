@@ -138,14 +138,21 @@ def _foreign_pairs(tmp_path):
 
 def test_curriculum_computes_missing_distances_with_a_model(tiny_model_dir, tmp_path):
     out = tmp_path / "curriculum.jsonl"
-    assert main(["curriculum", str(_foreign_pairs(tmp_path)), "--model", str(tiny_model_dir), "-o", str(out)]) == 0
+    assert main(["curriculum", str(_foreign_pairs(tmp_path)), "--model", str(tiny_model_dir), "--keep-bottom",
+                 "-o", str(out)]) == 0
     rows = read_records(out)
     assert len(rows) == 6 and all(r["distance"] is not None and r["order"] is not None for r in rows)
     assert sorted(r["task_id"] for r in rows) == [f"line-{i}" for i in range(1, 7)]
-    # and TRL's format of the same: exactly prompt/chosen/rejected (+ task_id), in training order
+    # and TRL's format of the same: exactly prompt/chosen/rejected (+ task_id), in training order; the
+    # source's default prunes the bottom decile (one of six)
     trl = tmp_path / "trl.jsonl"
     assert main(["curriculum", str(out), "--format", "trl", "-o", str(trl)]) == 0
-    assert [set(r) for r in read_records(trl)] == [{"task_id", "prompt", "chosen", "rejected"}] * 6
+    assert [set(r) for r in read_records(trl)] == [{"task_id", "prompt", "chosen", "rejected"}] * 5
+    # the signed gap comes from the log-probs the scored pairs kept: no model needed
+    signed = tmp_path / "signed.jsonl"
+    assert main(["curriculum", str(out), "--signed", "--keep-bottom", "-o", str(signed)]) == 0
+    gaps = {r["task_id"]: r["extra"]["chosen_logprob"] - r["extra"]["rejected_logprob"] for r in rows}
+    assert {r["task_id"]: r["distance"] for r in read_records(signed)} == pytest.approx(gaps)
 
 
 def test_curriculum_without_distances_or_model_says_pass_model(tmp_path, capsys):

@@ -62,8 +62,9 @@ class PreferenceConfig:
     length_normalized: bool = option(False, help="Distance of mean (not summed) per-token log-probs.")
     bucket_edges: list[float] = option(default_factory=lambda: [10.0, 50.0, 90.0, 100.0], flags=("--edges",),
                                        help="Bucket edges as distance percentiles, increasing, ending at 100.")
-    drop_bottom: bool = option(True, help="Drop the pairs below the first edge (the bottom decile with the "
-                                          "default edges), as the source did.")
+    drop_bottom: bool = option(True, flags=("--drop-bottom/--keep-bottom",),
+                               help="Drop the pairs below the first edge (the bottom decile with the default "
+                                    "edges), as the source did.")
     signed: bool = option(False, help="Order by the signed gap log p0(chosen) - log p0(rejected) (negative: the "
                                       "initial model prefers the rejected program) instead of its absolute value "
                                       "(the source's).")

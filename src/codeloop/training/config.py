@@ -119,9 +119,18 @@ class DPORunConfig(_RunConfig):
                                             flags=("--precompute-ref",))
     packing: str = option("none", choices=("none", "pad-to-longest"),
                           help="Batch layout: none (TRL's collator) or pad-to-longest.")
+    checkpoint_buckets: bool = option(False, help="Keep the adapter (or model) at each optimizer step where the "
+                                                  "pairs, read in their curriculum 'order', finish a 'bucket' "
+                                                  "(OUT/bucket_checkpoints/step-N/): the points of the per-bucket "
+                                                  "eval curve. A shuffled run keeps the same step counts.")
+    checkpoint_steps: list[int] = option(default_factory=list, min=1,
+                                         help="Also keep the adapter at these optimizer steps (e.g. a shuffled "
+                                              "arm at a curriculum arm's bucket ends).")
 
     def validate(self) -> None:
         super().validate()
+        if any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in self.checkpoint_steps):
+            raise UserError(f"must be optimizer steps >= 1, got {self.checkpoint_steps!r}", "--checkpoint-steps")
         if self.packing not in ("none", "pad-to-longest"):
             raise UserError(f"DPO pads chosen and rejected to the longest of the batch; packing {self.packing!r} "
                             "is only for SFT", "--packing")
@@ -143,6 +152,9 @@ class TrainResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     resumed_from_step: int = 0
     skipped: bool = False  # the run was already complete with the same configuration
+    # models kept at chosen steps (DPO `checkpoint_buckets` / `checkpoint_steps`):
+    # {"step", "buckets", "pairs_seen", "path"} each, `path` relative to run_dir
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

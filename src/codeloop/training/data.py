@@ -240,3 +240,25 @@ def curriculum_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         raise UserError(f"curriculum training needs 'order' on every record ({len(missing)} of {len(rows)} lack it); "
                         + hint, f"record {missing[0]}")
     return sorted(rows, key=lambda r: r["order"])
+
+
+def bucket_ends(buckets: Sequence[Any], batch_size: int, grad_accum: int = 1, world_size: int = 1) -> list[dict[str, Any]]:
+    """For records fed in this order (their buckets), the optimizer step after which each run of
+    same-bucket records has been trained on: ``[{"step", "buckets", "pairs_seen"}]``, in step order.
+
+    Step s (1-based) trains on the records of micro-batches (s-1)*grad_accum .. s*grad_accum-1, a
+    micro-batch being `batch_size` records per process, consecutive records across processes (a
+    sequential sampler sharded by accelerate). A batch that straddles two buckets ends the first at
+    the step that holds it; buckets ending at the same step share one entry."""
+    per_micro = batch_size * world_size
+    out: list[dict[str, Any]] = []
+    for i, b in enumerate(buckets):
+        if i + 1 < len(buckets) and buckets[i + 1] == b:
+            continue
+        step = (i // per_micro) // grad_accum + 1
+        if out and out[-1]["step"] == step:
+            out[-1]["buckets"].append(b)
+            out[-1]["pairs_seen"] = i + 1
+        else:
+            out.append({"step": step, "buckets": [b], "pairs_seen": i + 1})
+    return out

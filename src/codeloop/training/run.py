@@ -7,6 +7,8 @@ Run folder (``config.out_dir``)::
     tensorboard/           TensorBoard event files (report_to)
     metrics.jsonl          one line per log: loss, lr, grad norm, DPO rewards, padding, tokens/s
     final/                 the LoRA adapter (PEFT) or the full model, with the tokenizer
+    bucket_checkpoints/step-N/  DPO with checkpoint_buckets / checkpoint_steps: the model at step N,
+                           as final/ (kept, never rotated); bucket_checkpoints.json lists them
     train_summary.json     written last: the run is complete
 
 A rerun of the same command resumes from the newest complete checkpoint; a rerun after
@@ -32,8 +34,8 @@ from codeloop.models import peft_deprecations_quiet
 from codeloop.training.config import report_targets
 from codeloop.training.config import (DPORunConfig, SFTRunConfig, TrainResult, _RunConfig, cuda_available,
                                       flash_attn_installed, resolve_bf16)
-from codeloop.training.data import (check_chat_template, curriculum_order, fingerprint, load_dpo_pairs,
-                                    load_sft_records, needs_chat_template, tokenize_messages)
+from codeloop.training.data import (bucket_ends, check_chat_template, curriculum_order, fingerprint,
+                                    load_dpo_pairs, load_sft_records, needs_chat_template, tokenize_messages)
 from codeloop.training.packing import FLASH_IMPLEMENTATIONS, DynamicPackCollator
 
 # fields that change where/how often things are written, not what is trained
@@ -41,6 +43,9 @@ _NOT_IDENTITY = ("out_dir", "save_steps", "save_total_limit", "logging_steps", "
                  "dataloader_num_workers")
 FINAL_DIRNAME = "final"
 MODEL_INFO = "codeloop_model.json"
+SNAPSHOT_DIRNAME = "bucket_checkpoints"
+# DPO fields absent from the run identity while unset, so runs made before they existed keep their hash
+_IDENTITY_WHEN_SET = ("checkpoint_buckets", "checkpoint_steps")
 
 Observer = Callable[[list[dict[str, Any]]], None]
 
@@ -99,7 +104,8 @@ class _Run:
         self.ckpt_dir = self.run_dir / "checkpoints"
         if overwrite and self.run_dir.exists() and _is_main_process():
             shutil.rmtree(self.run_dir)
-        identity = {k: v for k, v in config.to_dict().items() if k not in _NOT_IDENTITY}
+        identity = {k: v for k, v in config.to_dict().items()
+                    if k not in _NOT_IDENTITY and not (k in _IDENTITY_WHEN_SET and not v)}
         self.identity = {"kind": kind, "config": identity, "data": fingerprint(rows), "n_records": len(rows)}
         self.config_hash = hashlib.sha256(json.dumps(self.identity, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -142,6 +148,13 @@ class _Run:
                                 "tokens (each prompt alone is that long); raise max_length", "max_length")
         throughput.trainer = trainer
         trainer.data_collator = BatchStatsCollator(trainer.data_collator, self.on_batch)
+        snapshots = self._snapshot_plan(trainer, rows)
+        if snapshots:
+            from codeloop.training.trainers import StepSnapshotCallback
+
+            trainer.add_callback(StepSnapshotCallback(
+                {s["step"] for s in snapshots},
+                lambda step: self._save_model(trainer, tokenizer, lora, self.run_dir / s_path(step))))
         # Per-step dicts go to metrics.jsonl, not the terminal: keep the bar, drop its log printing.
         trainer.remove_callback(PrinterCallback)
         trainer.remove_callback(ProgressCallback)
@@ -163,8 +176,12 @@ class _Run:
         wall = time.perf_counter() - t0
         final = self._save_final(trainer, tokenizer, lora)
         metrics = _summarise(trainer.state.log_history, train_out.metrics)
+        kept = [{**s, "path": s_path(s["step"])} for s in snapshots if (self.run_dir / s_path(s["step"])).is_dir()]
+        if snapshots and trainer.is_world_process_zero():
+            atomic_write_text(self.run_dir / f"{SNAPSHOT_DIRNAME}.json", json.dumps(kept, indent=2) + "\n")
         result = TrainResult(output_dir=final, run_dir=self.run_dir, adapter=lora, steps=trainer.state.global_step,
-                             wall_time_s=round(wall, 3), metrics=metrics, resumed_from_step=resumed_step)
+                             wall_time_s=round(wall, 3), metrics=metrics, resumed_from_step=resumed_step,
+                             checkpoints=kept)
         if trainer.is_world_process_zero():
             summary = {"config_hash": self.config_hash, **self.identity, "bf16": bf16,
                        "device": "cuda" if on_gpu else "cpu", **result.to_dict()}
@@ -187,7 +204,33 @@ class _Run:
             return None
         return TrainResult(output_dir=self.run_dir / FINAL_DIRNAME, run_dir=self.run_dir, adapter=data["adapter"],
                            steps=data["steps"], wall_time_s=data["wall_time_s"], metrics=data.get("metrics", {}),
-                           resumed_from_step=data.get("resumed_from_step", 0), skipped=True)
+                           resumed_from_step=data.get("resumed_from_step", 0), skipped=True,
+                           checkpoints=data.get("checkpoints", []))
+
+    def _snapshot_plan(self, trainer, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The steps at which to keep the model: where the pairs TRL kept, read in their `order`,
+        finish a bucket (`checkpoint_buckets`; a shuffled run gets the step counts a curriculum run
+        on the same pairs would have), plus `checkpoint_steps`; none past the run's last step."""
+        c = self.config
+        want_buckets, extra = getattr(c, "checkpoint_buckets", False), getattr(c, "checkpoint_steps", [])
+        if not want_buckets and not extra:
+            return []
+        plan: dict[int, dict[str, Any]] = {}
+        if want_buckets:
+            kept = _kept_rows(rows, trainer.train_dataset)
+            lacking = [i for i, r in enumerate(kept) if r.get("bucket") is None or r.get("order") is None]
+            if lacking:
+                raise UserError(f"checkpoint_buckets needs 'bucket' and 'order' on every pair ({len(lacking)} of "
+                                f"{len(kept)} lack them): train on the curriculum step's pairs",
+                                "checkpoint_buckets")
+            ordered = sorted(kept, key=lambda r: r["order"])
+            world = int(os.environ.get("WORLD_SIZE", "1"))
+            for s in bucket_ends([r["bucket"] for r in ordered], c.per_device_batch_size, c.grad_accum, world):
+                plan[s["step"]] = s
+        for step in extra:
+            plan.setdefault(int(step), {"step": int(step), "buckets": [], "pairs_seen": None})
+        last = _planned_steps(trainer)
+        return [plan[k] for k in sorted(plan) if k <= last]
 
     def _claim_run_dir(self) -> None:
         path = self.run_dir / "run_config.json"
@@ -304,8 +347,12 @@ class _Run:
                                   processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
 
     def _save_final(self, trainer, tokenizer, lora: bool) -> Path:
-        final = self.run_dir / FINAL_DIRNAME
-        tmp = self.run_dir / f".{FINAL_DIRNAME}.tmp"
+        return self._save_model(trainer, tokenizer, lora, self.run_dir / FINAL_DIRNAME)
+
+    def _save_model(self, trainer, tokenizer, lora: bool, final: Path) -> Path:
+        """The model as it is now, with its tokenizer and MODEL_INFO, into `final` (atomically)."""
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.parent / f".{final.name}.tmp"
         if trainer.is_world_process_zero() and tmp.exists():
             shutil.rmtree(tmp)
         trainer.save_model(str(tmp))  # every rank takes part (ZeRO-3/FSDP gather)
@@ -319,6 +366,41 @@ class _Run:
             os.replace(tmp, final)
         trainer.accelerator.wait_for_everyone()
         return final
+
+
+def s_path(step: int) -> str:
+    """Where the model kept at `step` goes, relative to the run folder."""
+    return f"{SNAPSHOT_DIRNAME}/step-{step}"
+
+
+def _kept_rows(rows: list[dict[str, Any]], dataset: Any) -> list[dict[str, Any]]:
+    """The rows TRL kept, in feeding order. TRL drops a pair whose prompt alone fills max_length and
+    keeps the rest in order, prompt text unchanged (it appends EOS to the answers): rows with equal
+    prompts share their fate, so matching prompts in one pass is exact."""
+    if len(dataset) == len(rows):
+        return rows
+    kept, i = [], 0
+    for prompt in dataset["prompt"]:
+        while i < len(rows) and rows[i]["prompt"] != prompt:
+            i += 1
+        if i < len(rows):
+            kept.append(rows[i])
+            i += 1
+    return kept
+
+
+def _planned_steps(trainer: Any) -> int:
+    """The optimizer steps the run will take, as transformers counts them (max_steps, else epochs
+    times the update steps per epoch)."""
+    import math
+
+    args = trainer.args
+    if args.max_steps and args.max_steps > 0:
+        return int(args.max_steps)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    batches = math.ceil(len(trainer.train_dataset) / (args.per_device_train_batch_size * world))
+    per_epoch = math.ceil(batches / args.gradient_accumulation_steps)
+    return math.ceil(args.num_train_epochs * per_epoch)
 
 
 def _checkpointing_arg() -> str:

@@ -122,6 +122,20 @@ class ThroughputCallback(TrainerCallback):
         t._pack_real = t._pack_total = t._pack_samples = 0
 
 
+class StepSnapshotCallback(TrainerCallback):
+    """Keep the model at chosen optimizer steps (the ends of curriculum buckets) in folders of its
+    own: transformers' checkpoints rotate (save_total_limit) and carry optimizer state; these are
+    what an evaluation loads, and stay."""
+
+    def __init__(self, steps: set[int], save: Callable[[int], Any]):
+        self.steps = set(steps)
+        self.save = save
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step in self.steps:
+            self.save(state.global_step)
+
+
 class MetricsJsonlCallback(TrainerCallback):
     """Every log (loss, lr, DPO rewards, padding, throughput) as one line of OUT/metrics.jsonl."""
 
