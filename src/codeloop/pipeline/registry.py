@@ -20,6 +20,7 @@ STEPS: dict[str, str] = {
     "curriculum": "codeloop.pipeline.stages:CURRICULUM",
     "train_sft": "codeloop.pipeline.stages:TRAIN_SFT",
     "train_dpo": "codeloop.pipeline.stages:TRAIN_DPO",
+    "eval_buckets": "codeloop.pipeline.stages_buckets:EVAL_BUCKETS",
     "gift": "codeloop.pipeline.stages_gift:GIFT",
     "self_training": "codeloop.pipeline.stages_gift:SELF_TRAINING",
     "lintseq": "codeloop.pipeline.stages_lintseq:LINTSEQ",

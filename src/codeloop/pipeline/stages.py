@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Optional
 
+from codeloop.errors import UserError
 from codeloop.evaluation.harness import EvalConfig
 from codeloop.execution import ExecConfig
 from codeloop.methods.preference import PreferenceConfig
@@ -60,7 +61,8 @@ def run_eval(ctx: StageContext, cfg: Any) -> dict[str, Any]:
 PAIRS_LOCAL = ("The pair distances are log-probs under the model loaded here (a server cannot score): with "
                "backend openai, model must name the served model and load here too.")
 
-_CURRICULUM_FIELDS = ("bucket_edges", "drop_bottom", "direction")
+# the pairs step writes the source's |gap| and keeps both log-probs: the sign is the curriculum's to take
+_CURRICULUM_FIELDS = ("bucket_edges", "drop_bottom", "direction", "signed")
 
 
 def _check_preference(self: Any, where: str) -> None:
@@ -78,6 +80,10 @@ CurriculumStageConfig = derive(
           if f.name not in _CURRICULUM_FIELDS + ("length_normalized",)],
     extra=[("input", str, option(help="The pairs step (recipe: a stage name; command line: its folder or the "
                                       "pairs file: JSONL, Parquet, a datasets folder).", flags=("--pairs",))),
+           ("merge", list[str], option(default_factory=list,
+                                       help="More pairs steps (files on the command line) whose pairs join "
+                                            "input's before bucketing, e.g. pairs from a second problem set: "
+                                            "the percentiles are over all of them.")),
            ("seed", Optional[int], option(None, help="Shuffle seed within buckets; default: the run's.")),
            ("model", Optional[str], option(None, flags=("-m",), help="For pairs made elsewhere (no 'distance'): "
                                                                     "the initial model that scores the log-prob "
@@ -106,11 +112,18 @@ def run_curriculum(ctx: StageContext, cfg: Any) -> dict[str, Any]:
     from codeloop.methods.preference import (assign_curriculum, fill_distances,
                                              plot_distance_histogram, read_pairs)
 
-    source = ctx.output_file(cfg.input, "pairs.jsonl")
-    pairs = read_pairs(source)  # pairs made elsewhere too: task_id optional
-    scored = fill_distances(pairs, cfg.model, cfg.length_normalized, cfg.batch_size, where=str(source))
+    pairs, sources = [], {}
+    for ref in [cfg.input, *cfg.merge]:
+        if ref in sources:
+            raise UserError(f"'{ref}' is named twice: its pairs would count double", "merge")
+        source = ctx.output_file(ref, "pairs.jsonl")
+        got = read_pairs(source)  # pairs made elsewhere too: task_id optional
+        sources[ref] = len(got)
+        pairs += got
+    scored = fill_distances(pairs, cfg.model, cfg.length_normalized, cfg.batch_size,
+                            where=str(ctx.output_file(cfg.input, "pairs.jsonl")), signed=cfg.signed)
     pref = PreferenceConfig(bucket_edges=cfg.bucket_edges, drop_bottom=cfg.drop_bottom, direction=cfg.direction,
-                            seed=ctx.seed(cfg.seed))
+                            signed=cfg.signed, seed=ctx.seed(cfg.seed))
     ordered = assign_curriculum(pairs, pref)
     write_jsonl(ctx.stage.path / "pairs.jsonl", in_format(ordered, "pairs", cfg.format))
     if pairs:
@@ -119,12 +132,12 @@ def run_curriculum(ctx: StageContext, cfg: Any) -> dict[str, Any]:
     for p in ordered:
         counts[str(p.bucket)] = counts.get(str(p.bucket), 0) + 1
     return {"pairs_in": len(pairs), "pairs_out": len(ordered), "buckets": counts, "direction": cfg.direction,
-            "distances_computed": scored}
+            "signed": cfg.signed, "drop_bottom": cfg.drop_bottom, "sources": sources, "distances_computed": scored}
 
 
 # -- training ---------------------------------------------------------------------------------------
 
-def _train_config(name: str, base: type, data_flag: str, what: str) -> type:
+def _train_config(name: str, base: type, data_flag: str, what: str, extra: list | None = None) -> type:
     def check(self: Any, where: str) -> None:
         validate_as(base, self, where)
 
@@ -132,6 +145,7 @@ def _train_config(name: str, base: type, data_flag: str, what: str) -> type:
         ("input", str, option(help=f"The step whose {what} to train on (recipe: a stage name; command line: "
                                    "its folder or the file).", flags=(data_flag,))),
         ("file", str, option("", help=f"That step's file (default: {what.split()[0]}.jsonl).")),
+        *(extra or []),
     ], replace={
         "model": (Optional[str], option(None, help="Model to train; default: the run's model.")),
         "seed": (Optional[int], option(None, help="Seed for initialisation and data order; default: the run's.")),
@@ -139,7 +153,12 @@ def _train_config(name: str, base: type, data_flag: str, what: str) -> type:
 
 
 TrainSFTConfig = _train_config("TrainSFTConfig", SFTRunConfig, "--data", "sft records")
-TrainDPOConfig = _train_config("TrainDPOConfig", DPORunConfig, "--pairs", "pairs")
+TrainDPOConfig = _train_config("TrainDPOConfig", DPORunConfig, "--pairs", "pairs", extra=[
+    ("align_with", list[str], option(default_factory=list,
+                                     help="Train steps (folders on the command line) whose bucket checkpoints "
+                                          "this run also keeps, at the same step counts: the shuffled arm "
+                                          "beside the curriculum arms.")),
+])
 
 
 def _train(ctx: StepContext, cfg: Any, kind: str) -> dict[str, Any]:
@@ -147,10 +166,29 @@ def _train(ctx: StepContext, cfg: Any, kind: str) -> dict[str, Any]:
 
     base = DPORunConfig if kind == "dpo" else SFTRunConfig
     data = ctx.output_file(cfg.input, cfg.file or ("pairs.jsonl" if kind == "dpo" else "sft.jsonl"))
+    fixed: dict[str, Any] = {}
+    if kind == "dpo" and cfg.align_with:
+        fixed["checkpoint_steps"] = sorted(set(cfg.checkpoint_steps) | aligned_steps(ctx, cfg.align_with))
     run_cfg = base(**library_kwargs(cfg, base, model=ctx.model(cfg.model), out_dir=str(ctx.stage.path),
-                                    seed=ctx.seed(cfg.seed)))
+                                    seed=ctx.seed(cfg.seed), **fixed))
     result = (train_dpo if kind == "dpo" else train_sft)(read_jsonl(data), run_cfg)
     return result.to_dict()
+
+
+def aligned_steps(ctx: StepContext, steps: list[str]) -> set[int]:
+    """The steps at which the named train steps kept their bucket checkpoints."""
+    import json
+
+    from codeloop.training.run import SNAPSHOT_DIRNAME
+
+    out: set[int] = set()
+    for ref in steps:
+        index = ctx.stage_path(ref) / f"{SNAPSHOT_DIRNAME}.json"
+        if not index.exists():
+            raise UserError(f"'{ref}' kept no bucket checkpoints (train it first, with checkpoint_buckets: true)",
+                            "align_with")
+        out |= {int(c["step"]) for c in json.loads(index.read_text())}
+    return out
 
 
 def train_summary(m: dict[str, Any]) -> str:
