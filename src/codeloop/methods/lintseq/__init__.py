@@ -17,7 +17,10 @@ Training text: instruction + "\\n<|diff|>".join([""] + edits + ["", ""]) (loss o
 Decoding: a generated `<|diff|>`-separated completion is resolved back into a program.
 
 edits.py holds the edit format (diffs, resolving, decoding generated text, the training text);
-sampling.py the algorithm (backward sampling, verification, the process pool).
+sampling.py the algorithm (backward sampling, verification, the process pool); prompts.py what the
+model is asked and answers (the task in words + signature -> the response program; the same prompt
+text and tokens at training and test time; code prompt + decoded program executed); report.py and
+plots.py the paper's comparison of a LintSeq arm with a plain arm.
 
 Beyond the paper: a fast linter with pylint's verdicts (codeloop.linting), a process pool that is
 deterministic per (seed, record index, sequence index), and every sequence verified (every state
