@@ -100,7 +100,8 @@ def run_eval_buckets(ctx: StepContext, cfg: Any) -> dict[str, Any]:
                          "pass@1": value, "ci": list(ci), "problems": n, "adapter": p["adapter"]})
     atomic_write_text(ctx.stage.path / "curve.json", json.dumps(rows, indent=2) + "\n")
     atomic_write_text(ctx.stage.path / "bucket_curve.md", curve_table(rows, cfg))
-    plot_curve(rows, cfg.title + f" ({cfg.benchmark})", ctx.stage.path / "bucket_curve.png")
+    bench = cfg.benchmark.partition(":")[0] + (f" {cfg.split}" if cfg.split else "")  # no file paths in a title
+    plot_curve(rows, f"{cfg.title} ({bench})", ctx.stage.path / "bucket_curve.png")
     return {"benchmark": cfg.benchmark, "arms": len(arms), "points": len(rows),
             "curve": {name: [[r["step"], r["pass@1"]] for r in rows if r["arm"] == name] for name in arms}}
 
@@ -134,6 +135,9 @@ def plot_curve(rows: list[dict[str, Any]], title: str, path: Path) -> Path:
             if r["buckets"]:
                 ax.annotate("b" + ",".join(map(str, r["buckets"])), (r["step"], r["pass@1"]), fontsize=7,
                             textcoords="offset points", xytext=(0, 6), ha="center", color=line.get_color())
+    lows, highs = [r["ci"][0] for r in rows], [r["ci"][1] for r in rows]
+    if rows:  # pass@1 lives in [0, 1]; a flat curve still gets a visible band
+        ax.set_ylim(max(0.0, min(lows) - 0.05), min(1.02, max(highs) + 0.05))
     ax.set_xlabel("optimizer step (step 0: base model)")
     ax.set_ylabel("pass@1 (95% CI)")
     ax.set_title(title)
