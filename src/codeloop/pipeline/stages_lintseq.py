@@ -120,8 +120,10 @@ def _decoder_of(arm: str) -> str:
     return "lintseq" if arm == "edits" else "none"
 
 
+# The arm fixes the prompt (the task in words, ending as its training prompts end) and the decoder,
+# so the eval's own prompt settings are not offered.
 LintSeqEvalConfig = derive(
-    "LintSeqEvalConfig", EvalStageConfig, drop=("decode",),
+    "LintSeqEvalConfig", EvalStageConfig, drop=("decode", "prompt_format", "chat"),
     extra=[("arm", str, option("edits", choices=ARMS, help="edits: the model writes LintSeq edits (resolved with "
                                                          "the lintseq decoder); plain: it writes the program.")),
            ("signature", bool, option(True, help=SIGNATURE_HELP))],
