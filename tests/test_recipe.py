@@ -74,14 +74,6 @@ def test_shipped_recipes_load(name):
     assert load_recipe(RECIPES / f"{name}.yaml").stages
 
 
-def test_dpo_curriculum_extends_the_demo_stage_for_stage():
-    # `codeloop run recipes/dpo_curriculum.yaml name=demo` reuses the demo's finished stages.
-    demo = load_recipe(RECIPES / "demo.yaml")
-    full = load_recipe(RECIPES / "dpo_curriculum.yaml", ["name=demo"])
-    assert [(s.name, s.raw) for s in demo.stages] == [(s.name, s.raw) for s in full.stages[:len(demo.stages)]]
-    assert full.stage("dpo_shuffled").config.curriculum is False and full.stage("dpo").config.curriculum is True
-
-
 def test_every_eval_stage_field_reaches_the_eval_harness():
     """An eval stage field the harness does not know would be silently dropped by run_eval."""
     import dataclasses

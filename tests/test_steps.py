@@ -104,7 +104,8 @@ def test_curriculum_command_keeps_its_old_form(tmp_path, capsys):
     pairs.write_text("".join(json.dumps({"task_id": f"t/{i}", "prompt": "p", "chosen": "a", "rejected": "b",
                                          "distance": float(i)}) + "\n" for i in range(20)))
     out = tmp_path / "ordered.jsonl"
-    rc = main(["curriculum", str(pairs), "--out", str(out), "--edges", "50,100", "--direction", "small-first"])
+    rc = main(["curriculum", str(pairs), "--out", str(out), "--edges", "50,100", "--direction", "small-first",
+                "--keep-bottom"])
     assert rc == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["order"] for r in rows] == list(range(len(rows)))

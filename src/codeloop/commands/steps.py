@@ -69,9 +69,19 @@ def register(app: typer.Typer) -> None:
     app.add_typer(steps_app, name="steps")
 
     @steps_app.command("list")
-    def list_steps() -> None:
+    def list_steps(markdown: bool = typer.Option(False, help="Print a Markdown table (the README's step list).")
+                   ) -> None:
         """Every step: its name, what it reads and writes, what it does."""
         from rich.table import Table
+
+        if markdown:
+            typer.echo("| step (`type:` / command) | reads | writes | what it does |\n|---|---|---|---|")
+            for name in STEPS:
+                step = get_step(name)
+                typer.echo(f"| `{name}` / `codeloop {' '.join(command_path(name))}` | "
+                           f"{', '.join(step.consumes) or '-'} | {', '.join(step.produces) or '-'} | {step.help} |")
+            summary(f"{len(STEPS)} steps")
+            return
 
         table = Table(title="steps")
         table.add_column("step", no_wrap=True)

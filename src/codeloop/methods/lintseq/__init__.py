@@ -42,9 +42,9 @@ Documented handling of inputs:
 
 from codeloop.methods.lintseq.edits import (DIFF_TOKEN, SEPARATOR, STOP_SEQUENCE, Decoded, Hunk, apply_edit,
                                             completion_text, decode_generated, decode_generated_detail,
-                                            decode_sample, insertion_diff, parse_hunks, resolve,
+                                            insertion_diff, parse_hunks, resolve,
                                             sft_records_from_edits, sft_records_plain, split_edits, training_text)
-from codeloop.methods.lintseq.prompts import (InstructionPrompts, arm_prompt, boundary_mismatch, problem_instruction,
+from codeloop.methods.lintseq.prompts import (InstructionPrompts, arm_prompt, decode_sample, boundary_mismatch, problem_instruction,
                                               prompt_context, response_program, signature_of, strip_docstrings,
                                               task_instruction)
 from codeloop.methods.lintseq.sampling import (PROGRAM_FIELDS, LintSeqOptions, LintSeqStats, SequenceError,

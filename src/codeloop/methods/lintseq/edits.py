@@ -7,8 +7,6 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from codeloop.generation.decoders import register_decoder
-from codeloop.records import Sample
 
 DIFF_TOKEN = "<|diff|>"
 SEPARATOR = "\n" + DIFF_TOKEN
@@ -171,24 +169,6 @@ def decode_generated(text: str) -> str:
     return decode_generated_detail(text).program
 
 
-def decode_sample(sample: Sample) -> Sample:
-    """A generated edit sequence -> the program executed: the sample's code prompt (its imports and
-    helpers; '' when the prompt is an instruction) followed by the program the edits build, whose
-    ``def`` replaces the prompt's stub (the official HumanEval evaluation runs prompt + program)."""
-    from codeloop.methods.lintseq.prompts import prompt_context
-
-    detail = decode_generated_detail(sample.completion)
-    context = prompt_context(sample.prompt)
-    sample.code = context + ("\n" if context and detail.program else "") + detail.program
-    if sample.code and not sample.code.endswith("\n"):
-        sample.code += "\n"  # test code is appended right after the program
-    sample.extra["decode"] = {"edits": detail.edits, "hunks_applied": detail.hunks_applied,
-                              "hunks_malformed": detail.hunks_malformed}
-    return sample
-
-
-# `eval --decode lintseq`: the model writes edit sequences ending in STOP_SEQUENCE.
-register_decoder("lintseq", decode_sample, stop=(STOP_SEQUENCE,))
 
 
 # ---------------------------------------------------------------------------------------------

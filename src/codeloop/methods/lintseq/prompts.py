@@ -17,7 +17,9 @@ import ast
 import re
 from typing import Any, Callable, Sequence
 
-from codeloop.methods.lintseq.edits import SEPARATOR
+from codeloop.generation.decoders import register_decoder
+from codeloop.methods.lintseq.edits import SEPARATOR, STOP_SEQUENCE, decode_generated_detail
+from codeloop.records import Sample
 
 DOCSTRING_MODES = ("drop", "atomic")
 
@@ -204,3 +206,21 @@ class InstructionPrompts:
         sent = [self.prompts[p] for p in prompts]
         return self.inner.generate_texts(sent, params, stops=[list(self.stops) for _ in sent],
                                          on_result=on_result, **kwargs)
+
+
+def decode_sample(sample: Sample) -> Sample:
+    """A generated edit sequence -> the program executed: the sample's code prompt (its imports and
+    helpers; '' when the prompt is an instruction) followed by the program the edits build, whose
+    ``def`` replaces the prompt's stub (the official HumanEval evaluation runs prompt + program)."""
+    detail = decode_generated_detail(sample.completion)
+    context = prompt_context(sample.prompt)
+    sample.code = context + ("\n" if context and detail.program else "") + detail.program
+    if sample.code and not sample.code.endswith("\n"):
+        sample.code += "\n"  # test code is appended right after the program
+    sample.extra["decode"] = {"edits": detail.edits, "hunks_applied": detail.hunks_applied,
+                              "hunks_malformed": detail.hunks_malformed}
+    return sample
+
+
+# `eval --decode lintseq`: the model writes edit sequences ending in STOP_SEQUENCE.
+register_decoder("lintseq", decode_sample, stop=(STOP_SEQUENCE,))
