@@ -232,3 +232,16 @@ def test_a_command_rerun_on_a_regenerated_input_file_runs_again(tmp_path, capsys
     assert main(["curriculum", str(pairs), "--out", str(out)]) == 0
     assert "reused" not in capsys.readouterr().err
     assert len((out / "pairs.jsonl").read_text().splitlines()) < 10
+
+
+def test_a_list_of_stage_names_is_checked_at_load(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("""
+name: refs
+stages:
+  - {name: pairs, type: pairs, limit: 2}
+  - {name: cur, type: curriculum, input: pairs, merge: [pairs, pairz]}
+""")
+    with pytest.raises(UserError) as err:
+        load_recipe(recipe)
+    assert err.value.where.endswith("stages.cur.merge") and "pairz" in err.value.message

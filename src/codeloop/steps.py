@@ -38,15 +38,17 @@ KINDS = {
 def option(default: Any = MISSING, *, help: str, choices: Iterable[Any] | None = None,  # noqa: A002
            flags: Iterable[str] = (), aliases: Iterable[str] = (), default_factory: Any = MISSING,
            cli: bool = True, min: float | None = None, gt: float | None = None,  # noqa: A002
-           comma: bool = True) -> Any:
+           comma: bool = True, ref: bool = False) -> Any:
     """A config field declared once: its default, its help, its allowed values, the extra CLI flags
     (e.g. ``--lr``) and the other names a recipe or `--config` file may use for it. ``min`` (at
     least) and ``gt`` (greater than) bound a number: `build_config` refuses a value outside, so a
     recipe, a `--config` file and the command line get the same check (every item of a list). A list
     is given on the command line by repeating the flag, or comma-separated unless ``comma=False``
-    (stop strings may hold commas)."""
+    (stop strings may hold commas). ``ref``: the value names earlier steps (a recipe's stage names, one
+    or a list), which the recipe loader checks exist before anything runs."""
     meta = {"help": help, "choices": tuple(choices) if choices is not None else None,
-            "flags": tuple(flags), "aliases": tuple(aliases), "cli": cli, "min": min, "gt": gt, "comma": comma}
+            "flags": tuple(flags), "aliases": tuple(aliases), "cli": cli, "min": min, "gt": gt, "comma": comma,
+            "ref": ref}
     if default_factory is not MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)

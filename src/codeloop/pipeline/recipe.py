@@ -19,6 +19,8 @@ suggestion), wrong types, missing stages or files.
 
 from __future__ import annotations
 
+import dataclasses
+
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -261,11 +263,14 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, sweep_run:
         step.check_requirements(f"{where}.type")  # a missing package fails now, not an hour in
         cfg = build_config(step.config, raw, where)
         _check_stage(cfg, recipe.model, where)
-        for ref_key in ("input", "adapter_from", "baseline", "size_from", "budget_from"):
-            ref = getattr(cfg, ref_key, None)
-            if ref and ref not in seen:
-                raise UserError(f"refers to stage '{ref}', which is not an earlier stage"
-                                f"{suggest(ref, seen)}", f"{where}.{ref_key}")
+        ref_keys = {"input", "adapter_from", "baseline", "size_from", "budget_from"}
+        ref_keys |= {f.name for f in dataclasses.fields(cfg) if f.metadata.get("ref")}
+        for ref_key in sorted(ref_keys):
+            value = getattr(cfg, ref_key, None)
+            for ref in value if isinstance(value, (list, tuple)) else [value]:
+                if ref and ref not in seen:
+                    raise UserError(f"refers to stage '{ref}', which is not an earlier stage"
+                                    f"{suggest(str(ref), seen)}", f"{where}.{ref_key}")
         ref = getattr(cfg, "input", None)
         if ref and step.consumes:
             made = get_step(kinds[ref]).produces

@@ -80,7 +80,7 @@ CurriculumStageConfig = derive(
           if f.name not in _CURRICULUM_FIELDS + ("length_normalized",)],
     extra=[("input", str, option(help="The pairs step (recipe: a stage name; command line: its folder or the "
                                       "pairs file: JSONL, Parquet, a datasets folder).", flags=("--pairs",))),
-           ("merge", list[str], option(default_factory=list,
+           ("merge", list[str], option(default_factory=list, ref=True,
                                        help="More pairs steps (files on the command line) whose pairs join "
                                             "input's before bucketing, e.g. pairs from a second problem set: "
                                             "the percentiles are over all of them.")),
@@ -154,7 +154,7 @@ def _train_config(name: str, base: type, data_flag: str, what: str, extra: list 
 
 TrainSFTConfig = _train_config("TrainSFTConfig", SFTRunConfig, "--data", "sft records")
 TrainDPOConfig = _train_config("TrainDPOConfig", DPORunConfig, "--pairs", "pairs", extra=[
-    ("align_with", list[str], option(default_factory=list,
+    ("align_with", list[str], option(default_factory=list, ref=True,
                                      help="Train steps (folders on the command line) whose bucket checkpoints "
                                           "this run also keeps, at the same step counts: the shuffled arm "
                                           "beside the curriculum arms.")),

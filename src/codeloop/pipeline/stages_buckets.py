@@ -36,7 +36,7 @@ def _check(self: Any, where: str) -> None:
 # the arms in place of one adapter.
 EvalBucketsConfig = derive(
     "EvalBucketsConfig", EvalConfig, drop=("executor", "isolation", "adapter"),
-    extra=[("train", list[str], option(help="The train steps (arms) whose kept models to evaluate (recipe: stage "
+    extra=[("train", list[str], option(ref=True, help="The train steps (arms) whose kept models to evaluate (recipe: stage "
                                             "names; command line: their folders).", flags=("--arm",))),
            ("base", bool, option(True, flags=("--base/--no-base",), help="Evaluate the base model too, as every arm's step 0.")),
            ("title", str, option("pass@1 after each curriculum bucket", help="The figure's title."))],
