@@ -7,6 +7,9 @@ from typing import Optional
 
 import typer
 
+from codeloop.commands.steps import declared_option
+from codeloop.methods.lintseq.sampling import LintSeqOptions
+from codeloop.pipeline.stages_lintseq import LintSeqStageConfig
 from codeloop.rundir import locks_output
 
 from codeloop.console import console, progress_bar, summary, warn
@@ -21,17 +24,16 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", help="Output (.jsonl, .jsonl.gz, .parquet): each input record "
                                                     "plus `edits`, one line per edit sequence; with --sft, SFT "
                                                     "records of the edits."),
-        s: int = typer.Option(5, "-s", "--sequences", help="Edit sequences per program (paper: 5)."),
+        s: int = declared_option(LintSeqStageConfig, "s", "-s"),
         field: Optional[str] = typer.Option(None, "--field", help="Field with the program "
                                             "(default: the first of code, completion, response)."),
         seed: int = typer.Option(0, "--seed", help="Results depend on the seed only, "
                                                    "not on --workers."),
-        workers: int = typer.Option(0, "--workers", help="Processes (0: one per core)."),
+        workers: int = declared_option(LintSeqStageConfig, "workers"),
         errors: str = typer.Option(",".join(("E", "F", "I", "W0311", "W0231")), "--errors",
                                    help="pylint categories / message ids that count as errors "
                                         "(official: E,F,I,W0311,W0231)."),
-        indent: str = typer.Option("auto", "--indent", help="auto: lint each program with its own "
-                                   "indentation unit; official: pylint's 4 spaces."),
+        indent: str = declared_option(LintSeqOptions, "indent"),
         rejects: Optional[Path] = typer.Option(None, "--rejects", help="Where rejected sequences go "
                                                "(default: OUT with .rejects.jsonl, only if any)."),
         limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N records."),
@@ -41,13 +43,9 @@ def register(app: typer.Typer) -> None:
         instruction_field: Optional[str] = typer.Option(None, "--instruction-field", help="With --sft: the field "
                                                         "the prompt comes from (default: instruction, prompt or "
                                                         "description)."),
-        atomic_strings: bool = typer.Option(False, "--atomic-strings", help="Multi-line strings (docstrings) as one "
-                                            "unit: their lines arrive in one edit. Default: line by line, as the "
-                                            "official code samples them."),
-        diff_in_prompt: bool = typer.Option(True, "--diff-in-prompt/--diff-in-target", help="With --sft: the prompt "
-                                            "ends with the first \\n<|diff|>, where the test-time prompt ends (the "
-                                            "training text is the same); --diff-in-target: the official split, "
-                                            "the separator starts the completion."),
+        atomic_strings: bool = declared_option(LintSeqOptions, "atomic_strings", "--atomic-strings"),
+        diff_in_prompt: bool = declared_option(LintSeqStageConfig, "diff_in_prompt",
+                                               "--diff-in-prompt/--diff-in-target"),
         fmt: str = typer.Option("codeloop", "--format", help="With --sft: codeloop (task_id, prompt, completion) "
                                 "or trl (the keys TRL's SFTTrainer takes); trl implies --sft."),
     ) -> None:

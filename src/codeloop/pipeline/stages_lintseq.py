@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import os
+
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -48,7 +50,8 @@ class LintSeqStageConfig:
                                              "is the first tokens of the target.")
     s: int = option(5, flags=("--sequences",), help="Edit sequences per program (the paper's s).")
     seed: int | None = option(None, help="Seed of the edit sampling; default: the run's.")
-    workers: int = option(2, help="Processes that lint in parallel.")
+    workers: int = option(0, min=0, help="Processes that lint in parallel (0: one per core). Results depend on "
+                                         "the seed only, not on this.")
     format: str = FORMAT_FIELD[2]
 
     def check(self, where: str) -> None:
@@ -91,7 +94,7 @@ def run_lintseq(ctx: StageContext, cfg: LintSeqStageConfig) -> dict[str, Any]:
     inputs, code_as_instruction = lintseq_inputs(records, cfg, f"stages.{ctx.name}")
     options = LintSeqOptions(atomic_strings=cfg.docstrings == "atomic")
     with_edits, stats = lintseq_records(inputs, field="program", s=cfg.s, seed=ctx.seed(cfg.seed),
-                                        workers=cfg.workers, options=options)
+                                        workers=cfg.workers or os.cpu_count() or 1, options=options)
     sft = sft_records_from_edits(with_edits, instruction_field="instruction", diff_in_prompt=cfg.diff_in_prompt)
     plain = sft_records_plain(inputs, field="program", instruction_field="instruction", prompt_end=PLAIN_PROMPT_END)
     write_jsonl(ctx.stage.path / "edits.jsonl", with_edits)

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 from codeloop.linting import OFFICIAL_ERRORS, LintConfig, Linter, detect_indent, syntax_error_message
 from codeloop.methods.lintseq.edits import DIFF_TOKEN, apply_edit, insertion_diff
+from codeloop.steps import option
 
 PROGRAM_FIELDS = ("code", "completion", "response")
 
@@ -120,13 +121,19 @@ def _is_code_free(lines: Sequence[str], state: Sequence[int]) -> bool:
 
 @dataclass(frozen=True)
 class LintSeqOptions:
-    errors: tuple[str, ...] = OFFICIAL_ERRORS
-    indent: str = "auto"  # "auto" | "official"
-    indent_bias: float | None = 1.0
-    max_steps: int | None = None  # the official code stops after 512 deletions
+    errors: tuple[str, ...] = option(OFFICIAL_ERRORS, help="pylint categories / message ids that count as "
+                                                           "errors (official: E,F,I,W0311,W0231).")
+    indent: str = option("auto", choices=("auto", "official"),
+                         help="auto: lint each program with its own indentation unit; official: pylint's 4 "
+                              "spaces.")
+    indent_bias: float | None = option(1.0, help="Weight of a line's indentation when choosing lines to delete.")
+    max_steps: int | None = option(None, help="Deletions per sequence at most (the official code stops after "
+                                              "512).")
     # Multi-line strings as one unit (their lines come and go together); the official code samples
     # their lines one by one, so a docstring's lines turn up as code in intermediate states.
-    atomic_strings: bool = False
+    atomic_strings: bool = option(False, flags=("--atomic-strings",),
+                                  help="Multi-line strings (docstrings) as one unit: their lines arrive in one "
+                                       "edit. Default: line by line, as the official code samples them.")
 
     def __post_init__(self) -> None:
         if self.indent not in ("auto", "official"):
