@@ -9,7 +9,7 @@ from codeloop.pipeline.recipe import load_recipe
 from codeloop.pipeline.runner import run_recipe
 from codeloop.records import Sample, read_jsonl
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 
 def test_lintseq_recipe_is_the_papers_setup():

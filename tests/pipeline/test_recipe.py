@@ -66,7 +66,7 @@ def test_cli_exit_code_2_for_a_bad_recipe(tmp_path, capsys):
     assert "recipe file not found" in capsys.readouterr().err
 
 
-RECIPES = __import__("pathlib").Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = __import__("pathlib").Path(__file__).resolve().parents[2] / "recipes"
 
 
 @pytest.mark.parametrize("name", ["demo", "dpo_curriculum", "lintseq", "gift", "codeact"])

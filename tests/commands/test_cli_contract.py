@@ -17,7 +17,7 @@ import pytest
 
 from codeloop.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _problems(path: Path, n: int = 4, sleep: float = 0.0) -> Path:

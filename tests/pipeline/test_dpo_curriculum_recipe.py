@@ -9,7 +9,7 @@ import pytest
 from codeloop.pipeline.recipe import load_recipe
 from codeloop.records import Problem, read_jsonl, write_jsonl
 
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "dpo_curriculum.yaml"
+RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "dpo_curriculum.yaml"
 TRAIN_KEYS_OF_AN_ARM = ("input", "curriculum", "checkpoint_buckets", "align_with")
 
 

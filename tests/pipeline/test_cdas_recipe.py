@@ -11,7 +11,7 @@ from codeloop.pipeline.stages_cdas import problem_sft_record
 from codeloop.training.memory import PeakMemory
 from codeloop.records import Problem
 
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "codeact.yaml"
+RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "codeact.yaml"
 
 
 def test_codeact_recipe_validates_and_compares_the_six_variants():
