@@ -77,11 +77,26 @@ def test_mbpp_parquet_matches_jsonl(tmp_path):
     assert from_parquet == from_jsonl
 
 
-def test_mbpp_hub_id_offline_is_a_clear_user_error(monkeypatch):
+def test_mbpp_hub_id_offline_is_a_clear_user_error(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)  # no ../shared/data from here: the hub is the only source left
+    monkeypatch.delenv("CODELOOP_DATA", raising=False)
     for spec in ("mbpp", "mbpp:google-research-datasets/mbpp"):
         with pytest.raises(UserError, match=r"offline.*mbpp:PATH"):
             load_problems(spec)
+
+
+def test_mbpp_reads_a_local_copy_before_the_hub(monkeypatch, tmp_path):
+    import shutil
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    shutil.copyfile(FIXTURES / "mbpp_small.jsonl", tmp_path / "mbpp.jsonl")
+    monkeypatch.setenv("CODELOOP_DATA", str(tmp_path))
+    local = load_problems("mbpp")
+    assert local and [p.task_id for p in local] == [p.task_id for p in load_problems(f"mbpp:{FIXTURES / 'mbpp_small.jsonl'}")]
+    with pytest.raises(UserError, match="offline"):  # the sanitized copy is not there: the hub is asked
+        load_problems("mbpp:sanitized")
 
 
 def test_mbpp_unknown_split():
