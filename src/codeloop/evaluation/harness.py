@@ -85,8 +85,9 @@ class EvalConfig:
     dtype: str = option("fp32", choices=EVAL_DTYPES,
                         help="Weights and activations while sampling (hf, vllm). fp32, the default, gives the "
                              "same greedy output run after run; bf16 kernels change with batch shape and load, "
-                             "and flipped a demo's pass@1 by 1/60 between two runs. fp32 costs about 1.5-2x "
-                             "the time of native bf16 on a CPU; 'auto' picks bf16 where the hardware runs it.")
+                             "and flipped a demo's pass@1 by 1/60 between two runs. fp32 sampling takes about "
+                             "2x the time of bf16 on a CPU with AMX (measured: benchmarks/models.py); 'auto' "
+                             "picks bf16 where the hardware runs it.")
 
     def validate(self) -> None:
         if self.n < 1:
