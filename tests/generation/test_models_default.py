@@ -1,4 +1,5 @@
-"""The real default model (Gemma 3 270M from PyPI): load, sample a HumanEval completion, score it."""
+"""The real embedded models (the default, Qwen2.5-Coder 0.5B, and Gemma 3 270M, from PyPI): load,
+sample a HumanEval completion, score it."""
 
 from __future__ import annotations
 
@@ -9,24 +10,22 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="session")
-def default_model():
-    from codeloop.models import load_model
-
-    return load_model("default")
+# name -> (architecture, tokenizer size) of the real model behind it
+EXPECTED = {"default": ("Qwen2ForCausalLM", 151936), "gemma": ("Gemma3ForCausalLM", 262144)}
 
 
-def test_default_model_samples_and_scores_a_humaneval_problem(default_model):
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_embedded_model_samples_and_scores_a_humaneval_problem(name):
     from codeloop.generation import GenerationParams, HFGenerator, generate
-    from codeloop.models import default_model_dir
+    from codeloop.models import embedded_model_dir, load_model
     from codeloop.problems import load_problems
     from codeloop.scoring import completion_logprobs, ifd_scores
 
-    model, tok = default_model
-    assert type(model).__name__ == "Gemma3ForCausalLM" and len(tok) == 262144
-    assert (default_model_dir() / "model.safetensors").exists()
+    model, tok = load_model(name)
+    assert (type(model).__name__, len(tok)) == EXPECTED[name]
+    assert (embedded_model_dir(name) / "model.safetensors").exists()
     problem = load_problems("humaneval", limit=1)[0]
-    gen = HFGenerator(model, tok, name="default")
+    gen = HFGenerator(model, tok, name=name)
     (sample,) = generate([problem], GenerationParams(n=1, temperature=0, max_new_tokens=96), generator=gen)
     assert sample.code.startswith(problem.prompt) and sample.completion.strip()
     assert "\ndef " not in sample.completion  # HumanEval stops applied
