@@ -245,3 +245,25 @@ stages:
     with pytest.raises(UserError) as err:
         load_recipe(recipe)
     assert err.value.where.endswith("stages.cur.merge") and "pairz" in err.value.message
+
+
+def test_a_stage_is_keyed_by_every_setting_not_by_how_it_was_written(tmp_path, problems_file, capsys):
+    import yaml
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"""
+name: keyed
+stages:
+  - {{name: data, type: sft_data, problems: "jsonl:{problems_file}", split: null}}
+""")
+    root = run_recipe(load_recipe(recipe), tmp_path / "runs", write_report=False).root
+    saved = yaml.safe_load((root / "data" / "config.yaml").read_text())
+    assert saved["settings"]["instruction"] == "auto" and saved["settings"]["format"] == "codeloop"  # defaults too
+    # spelling out a default is the same run
+    recipe.write_text(recipe.read_text().replace("split: null}", "split: null, instruction: auto}"))
+    again = run_recipe(load_recipe(recipe), tmp_path / "runs", write_report=False)
+    assert [o.status for o in again.stages] == ["skipped"]
+    # a different value is not
+    recipe.write_text(recipe.read_text().replace("instruction: auto", "instruction: prompt"))
+    third = run_recipe(load_recipe(recipe), tmp_path / "runs", write_report=False)
+    assert [o.status for o in third.stages] == ["ran"]

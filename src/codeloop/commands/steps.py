@@ -369,8 +369,10 @@ def _run_step(step: Any, cfg: Any, values: dict[str, Any], out: Path, folder: Pa
 
     # The input's content is part of the config: a regenerated input file is not "the same settings".
     inputs = {k: content_hash(v) for k, v in values.items() if k == "input" and isinstance(v, str)}
-    state = stage.open({"type": step.name, "stage": {k: v for k, v in values.items()},
-                        **({"inputs": inputs} if inputs else {})}, reuse_stale=not overwrite)
+    from codeloop.pipeline.runner import resolved_settings
+
+    state = stage.open({"type": step.name, "settings": resolved_settings(cfg), **({"inputs": inputs} if inputs else {})},
+                       reuse_stale=not overwrite)
     if state.status == "done":
         metrics = stage.metrics()
         console.print(f"[dim]{step.name}: done earlier with the same settings — reused[/]")

@@ -84,7 +84,8 @@ def eval_rows(run: RunDir) -> list[dict[str, Any]]:
 def _sampling(stage: StageDir) -> str:
     """How an eval stage sampled, from its recorded settings: 'greedy' or 'T=0.8 n=20'."""
     f = stage.path / "config.yaml"
-    raw = ((yaml.safe_load(f.read_text()) or {}).get("stage") or {}) if f.exists() else {}
+    saved = (yaml.safe_load(f.read_text()) or {}) if f.exists() else {}
+    raw = saved.get("settings") or saved.get("stage") or {}
     from codeloop.evaluation.harness import EvalConfig
 
     t = float(raw.get("temperature", EvalConfig.temperature))

@@ -1,12 +1,13 @@
 """Run a recipe's stages in order in `runs/NAME/`, skipping finished ones, resuming a killed one.
 
-A stage's config hash covers its own keys, the recipe's model and seed (not its executor: verdicts are
+A stage's config hash covers its settings (defaults included), the recipe's model and seed (not its executor: verdicts are
 the same wherever they run) and the hashes of every
 earlier stage, so changing a stage re-runs it and what follows it, and nothing before it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
@@ -38,6 +39,11 @@ class RunSummary:
     root: Path
     stages: list[StageOutcome]
     report: Path | None = None
+
+
+def resolved_settings(cfg: Any) -> dict[str, Any]:
+    """A step config with every field, its defaults included, as JSON-able values."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
 
 
 def run_root(recipe: Recipe, runs_dir: str | Path | None = None) -> Path:
@@ -76,8 +82,12 @@ def _run_recipe(recipe: Recipe, root: Path, write_report: bool) -> RunSummary:
     console.print(f"[bold]codeloop run[/] {recipe.name}: {len(recipe.stages)} stages -> {root}")
     for i, spec in enumerate(recipe.stages, 1):
         stage = run.stage(spec.name)
-        chain = config_hash({"previous": chain, "stage": spec.raw})
-        state = stage.open({"type": spec.type, "stage": spec.raw, "chain": chain,
+        # Every setting counts, the defaults too, and not how it was written: a default that changed
+        # between codeloop versions makes the stage run anew (saying so) instead of reusing work done
+        # under the old one, while spelling out a default changes nothing.
+        settings = resolved_settings(spec.config)
+        chain = config_hash({"previous": chain, "settings": settings})
+        state = stage.open({"type": spec.type, "settings": settings, "chain": chain,
                             "model": recipe.model, "seed": recipe.seed})
         label = escape(f"[{i}/{len(recipe.stages)}] {spec.name} ({spec.type})")
         if state.status == "done":
