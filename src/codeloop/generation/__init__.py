@@ -66,7 +66,8 @@ def get_generator(backend: str = "hf", model: str = "default", adapter: str | No
                             "there (e.g. vllm serve --lora-modules) and name it with --model", "--adapter")
         # The OpenAI clients' standard variables, when the step or command gives none.
         options["base_url"] = options.get("base_url") or os.environ.get("OPENAI_BASE_URL") or None
-        options["api_key"] = options.get("api_key") or os.environ.get("OPENAI_API_KEY") or None
+        options["api_key"] = (options.get("api_key") or os.environ.get("OPENAI_API_KEY")
+                              or os.environ.get("CODELOOP_API_KEY") or None)  # the latter: `sample`'s old variable
         if not options["base_url"]:
             raise UserError("the openai backend needs the server's address (or $OPENAI_BASE_URL)", "--base-url")
         return OpenAIGenerator(model_name=None if model == "default" else model, **options)
