@@ -33,6 +33,7 @@ def _recipe(tmp_path: Path, model_dir: Path) -> Path:
 name: tiny
 model: {model_dir}
 seed: 0
+note: "a smoke run"
 vars: {{probs: "jsonl:{probs}"}}
 stages:
   - {{name: eval_before, type: eval, benchmark: "${{probs}}", max_new_tokens: 6}}
@@ -89,6 +90,8 @@ def test_recipe_end_to_end_with_kill_and_resume(tmp_path, tiny_model_dir):
     assert "pass@1" in html and (runs / "tiny" / "report.md").exists()
     assert _assert_images_render(html) >= 3  # pass@k chart, training curves, sample scores (+ distances)
     assert "Headline" in html  # eval_after is compared with eval_before
+    last = [ln for ln in log.splitlines() if "stages run" in ln][-1]  # the closing summary line
+    assert "vs eval_before" in last and "[" in last and last.rstrip().endswith("a smoke run")
     assert (runs / "tiny" / "dpo" / "final").is_dir()
 
 

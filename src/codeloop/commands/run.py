@@ -47,11 +47,15 @@ def register(app: typer.Typer) -> None:
         for r in eval_rows(RunDir(result.root)):
             p1 = r["pass@k"].get("pass@1", 0.0)
             if r["delta"]:
-                headline.append(f"{r['stage']} pass@1={p1:.3f} ({r['delta']['delta']:+.3f} vs {r['delta']['vs']})")
+                lo, hi = r["delta"]["ci"]
+                verdict = "; the 95% CI spans 0: no effect shown" if lo <= 0 <= hi else ""
+                headline.append(f"{r['stage']} pass@1={p1:.3f} ({r['delta']['delta']:+.3f} [{lo:+.3f}, {hi:+.3f}] "
+                                f"vs {r['delta']['vs']}{verdict})")
             else:
                 headline.append(f"{r['stage']} pass@1={p1:.3f}")
         ran = sum(o.status != "skipped" for o in result.stages)
-        summary(f"{rec.name}: {ran} stages run, {len(result.stages) - ran} skipped; " + "; ".join(headline))
+        summary(f"{rec.name}: {ran} stages run, {len(result.stages) - ran} skipped; " + "; ".join(headline)
+                + (f" — {rec.note}" if rec.note else ""))
 
     runs_app = typer.Typer(help="List and inspect run folders.", no_args_is_help=True)
     app.add_typer(runs_app, name="runs")

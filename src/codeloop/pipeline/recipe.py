@@ -32,7 +32,7 @@ from codeloop.errors import UserError
 from codeloop.steps import build_config, suggest
 
 TOP_LEVEL_KEYS = {"name", "model", "seed", "executor", "isolation", "vars", "stages", "description", "runs_dir",
-                  "sweep"}
+                  "sweep", "note"}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -52,6 +52,7 @@ class Recipe:
     executor: str = "local"
     isolation: str = "auto"  # auto | full: the sandbox refuses to run with less than every isolation feature
     description: str = ""
+    note: str = ""  # said at the end of the run's summary line (e.g. "a smoke run: see recipe X")
     runs_dir: str = "runs"
     vars: dict[str, Any] = field(default_factory=dict)
     stages: list[StageSpec] = field(default_factory=list)
@@ -243,7 +244,7 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, sweep_run:
     variables = {**{k: data[k] for k in ("name", "model", "seed") if k in data}, **(data.get("vars") or {})}
     recipe = Recipe(name=data["name"], model=str(data.get("model", "default")), seed=int(data.get("seed", 0)),
                     executor=str(data.get("executor", "local")), isolation=str(data.get("isolation", "auto")),
-                    description=str(data.get("description", "")),
+                    description=str(data.get("description", "")), note=str(data.get("note") or ""),
                     runs_dir=str(data.get("runs_dir", "runs")), vars=dict(data.get("vars") or {}), source=p,
                     sweep=sweep)
     seen: set[str] = set()
