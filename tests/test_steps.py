@@ -267,3 +267,22 @@ stages:
     recipe.write_text(recipe.read_text().replace("instruction: auto", "instruction: prompt"))
     third = run_recipe(load_recipe(recipe), tmp_path / "runs", write_report=False)
     assert [o.status for o in third.stages] == ["ran"]
+
+
+def test_stage_names_inside_report_rows_are_checked_at_load(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("""
+name: refs
+stages:
+  - {name: ev, type: eval, benchmark: easy, limit: 1}
+  - {name: table, type: cdas_table, rows: [{label: a, train: ev, eval: {mbpp: ev, plus: evv}}]}
+""")
+    with pytest.raises(UserError) as err:
+        load_recipe(recipe)
+    assert err.value.where.endswith("stages.table.rows[0].eval") and "evv" in err.value.message
+    recipe.write_text(recipe.read_text().replace(
+        "  - {name: table, type: cdas_table, rows: [{label: a, train: ev, eval: {mbpp: ev, plus: evv}}]}",
+        "  - {name: rep, type: lintseq_report, evals: [{label: a, eval: ev, train: trainn}]}"))
+    with pytest.raises(UserError) as err:
+        load_recipe(recipe)
+    assert err.value.where.endswith("stages.rep.evals[0].train")

@@ -272,6 +272,11 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, sweep_run:
                 if ref and ref not in seen:
                     raise UserError(f"refers to stage '{ref}', which is not an earlier stage"
                                     f"{suggest(str(ref), seen)}", f"{where}.{ref_key}")
+        nested = getattr(cfg, "stage_refs", None)  # names inside a step's lists of mappings (report rows)
+        for key, ref in nested() if nested else []:
+            if ref not in seen:
+                raise UserError(f"refers to stage '{ref}', which is not an earlier stage{suggest(str(ref), seen)}",
+                                f"{where}.{key}")
         ref = getattr(cfg, "input", None)
         if ref and step.consumes:
             made = get_step(kinds[ref]).produces

@@ -210,6 +210,17 @@ class TableStageConfig:
             raise UserError(f"needs the rows' eval columns {columns}", f"{where}.base_eval")
 
 
+    def stage_refs(self) -> list[tuple[str, str]]:
+        """The earlier steps the rows name, (key, name), for the recipe loader to check."""
+        refs = []
+        for i, row in enumerate(self.rows):
+            refs.append((f"rows[{i}].train", row["train"]))
+            refs += [(f"rows[{i}].eval", step) for step in _eval_columns(row["eval"], "").values()]
+        if self.base_eval is not None:
+            refs += [("base_eval", step) for step in _eval_columns(self.base_eval, "").values()]
+        return refs
+
+
 def _stage_metrics(ctx: StageContext, name: str) -> dict[str, Any]:
     return json.loads(ctx.output_file(name, "metrics.json").read_text())
 

@@ -201,6 +201,12 @@ class LintSeqReportConfig:
                 raise UserError(f"unknown key '{sorted(extra)[0]}' (keys: label, eval, train)", f"{where}.evals[{i}]")
 
 
+    def stage_refs(self) -> list[tuple[str, str]]:
+        """The earlier steps the entries name, (key, name), for the recipe loader to check."""
+        return [(f"evals[{i}].{k}", row[k]) for i, row in enumerate(self.evals) for k in ("eval", "train")
+                if isinstance(row, dict) and row.get(k)]
+
+
 def run_lintseq_report(ctx: StageContext, cfg: LintSeqReportConfig) -> dict[str, Any]:
     from codeloop.methods.lintseq.report import arm_summary, write_report
     from codeloop.rundir import RunDir
