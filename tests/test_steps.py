@@ -286,3 +286,13 @@ stages:
     with pytest.raises(UserError) as err:
         load_recipe(recipe)
     assert err.value.where.endswith("stages.rep.evals[0].train")
+
+
+def test_every_switch_of_a_generated_command_turns_both_ways():
+    for step in registry.all_steps():
+        if step.name in step_commands.HAND_WRITTEN:
+            continue
+        params = {p.name: p for p in _click(step_commands.command_path(step.name)).params}
+        for f in dataclasses.fields(step.config):
+            if f.name in params and params[f.name].is_flag:
+                assert params[f.name].secondary_opts, (step.name, f.name)  # e.g. --no-default-stops

@@ -199,6 +199,9 @@ def make_command(step: Any, group: bool = False) -> Any:
         flags = list(f.metadata.get("flags", ()))
         if not any(fl.startswith(_flag(f.name)) for fl in flags):
             flags.insert(0, _flag(f.name))
+        if tp in (bool, Optional[bool]) and not any("/" in fl for fl in flags):
+            # a switch both ways: a default of true must be possible to turn off (--no-default-stops)
+            flags = [f"{fl}/--no-{fl[2:]}" if fl == _flag(f.name) else fl for fl in flags]
         choices = f.metadata.get("choices")
         text = f.metadata.get("help", "") + (f" One of: {', '.join(map(str, choices))}." if choices else "")
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=tp,
