@@ -23,8 +23,9 @@ its n rows, and a row that ends leaves the batch at once. An earlier measurement
 parity with batched generate; ``benchmarks/sampling.py`` compares the two on the same prompts.
 Greedy outputs of the two loops are identical (tests/generation/test_generation_loops.py).
 
-Both loops return, per sample, the summed log-prob of exactly the kept tokens (after stop-string
-trimming), and the text of exactly those tokens.
+Both loops return, per sample, the text up to the stop string (cut at the character, as every
+harness does) and the fewest tokens covering it, with their summed log-prob: a token that straddles
+the stop counts.
 """
 
 from __future__ import annotations
@@ -246,19 +247,18 @@ class HFGenerator:
         if text is None:
             return TextSample(text=self._decode(ids), logprob=float(sum(lps)), n_tokens=len(ids),
                               finish_reason=reason, token_ids=list(ids))
-        # Keep the tokens whose text lies inside the trimmed text (the largest k with
-        # len(decode(ids[:k])) <= len(text)) and return exactly their text, so that text,
-        # n_tokens and logprob describe the same tokens. A token that runs into the stop string
-        # (e.g. "\n\n\n" before "def ") is dropped whole.
+        # The text is exactly what precedes the stop string, as every harness cuts it: a token that
+        # runs into the stop (Qwen's "))\n\n\n" before "def ") keeps its code characters; dropping
+        # the whole token lost the closing brackets of one HumanEval program in two. The tokens
+        # (and their log-prob) are the fewest whose text covers it: the straddling token included.
         lo, hi = 0, len(ids)
         while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if len(self._decode(ids[:mid])) <= len(text):
-                lo = mid
+            mid = (lo + hi) // 2
+            if len(self._decode(ids[:mid])) >= len(text):
+                hi = mid
             else:
-                hi = mid - 1
-        return TextSample(text=self._decode(ids[:lo]), logprob=float(sum(lps[:lo])), n_tokens=lo,
-                          finish_reason=reason,
+                lo = mid + 1
+        return TextSample(text=text, logprob=float(sum(lps[:lo])), n_tokens=lo, finish_reason=reason,
                           token_ids=list(ids[:lo]))
 
 

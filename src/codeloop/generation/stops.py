@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 # HumanEval-style: the function body ends where a new top-level statement starts.
-FUNCTION_STOPS = ["\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\nassert ", "\n#"]
+# "\n```": an instruction-tuned model (the default, Qwen2.5-Coder Instruct) closes its code fence
+# after the body even in completion mode; kept, the fence is a syntax error in the program.
+FUNCTION_STOPS = ["\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\nassert ", "\n#", "\n```"]
 # Whole programs (stdin/stdout problems) may define functions and use __main__; stop only where
 # the model starts writing the next problem or a test.
 PROGRAM_STOPS = ['\n"""', "\n'''", "\n```", "\n# Test", "\n# Example", "\n# Input"]
