@@ -17,7 +17,9 @@ from codeloop.execution import ExecConfig
 from codeloop.generation import GenerationParams
 from codeloop.records import Result, Sample, write_jsonl
 from codeloop.rundir import RunDir
-from codeloop.steps import SANDBOX_FIELDS, Step, StepContext, derive, generation_fields, library_kwargs, option
+from codeloop.models import DTYPES
+from codeloop.steps import (SANDBOX_FIELDS, Step, StepContext, derive, generation_fields, library_kwargs, option,
+                            validate_as)
 
 _PROBLEMS = ("problems", str, option(flags=("-p",), help="Problem set: humaneval, easy, mbpp, mbpp+, jsonl:PATH, "
                                                         "... (`codeloop problems list`)."))
@@ -27,11 +29,7 @@ _SPLIT = ("split", Optional[str], option(None, help="Split of the problem set (d
 # -- sample ----------------------------------------------------------------------------------------
 
 def _check_sample(self: Any, where: str) -> None:
-    try:
-        GenerationParams(**library_kwargs(self, GenerationParams, seed=self.seed or 0))
-    except UserError as exc:
-        key = (exc.where or "").lstrip("-").replace("-", "_")
-        raise UserError(exc.message, f"{where}.{'n' if key == 'n' else key}") from None
+    validate_as(GenerationParams, self, where, seed=self.seed or 0)
 
 
 SampleStepConfig = derive(
@@ -43,7 +41,7 @@ SampleStepConfig = derive(
                                                                     "run's model.")),
            ("adapter", Optional[str], option(None, help="A PEFT (LoRA) adapter folder (hf, vllm).")),
            ("seed", Optional[int], option(None, help="Sampling seed; default: the run's seed.")),
-           ("dtype", str, option("auto", choices=("auto", "bf16", "fp16", "fp32"),
+           ("dtype", str, option("auto", choices=DTYPES,
                                  help="Weights while sampling (hf, vllm): auto = bf16 where the hardware runs it, "
                                       "else fp32.")),
            ("device", str, option("auto", help="hf: auto, cpu or cuda[:i].")),
@@ -138,8 +136,7 @@ def run_execute(ctx: StepContext, cfg: Any) -> dict[str, Any]:
     results = execute_into(RunDir(ctx.stage.path).stage("results"), list(by_id.values()), samples,
                            _exec_config(cfg, ctx.executor, ctx.isolation), inputs_hash=content_hash(path))
     write_jsonl(ctx.stage.path / "results.jsonl", results)
-    counts = Counter(r.status for r in results)
-    return {"results": len(results), "passed": counts.get("passed", 0), "status": dict(sorted(counts.items()))}
+    return _execute_metrics(results)
 
 
 def execute_to_file(cfg: Any, out: Path, executor: str, isolation: str) -> dict[str, Any]:
@@ -183,9 +180,12 @@ def execute_to_file(cfg: Any, out: Path, executor: str, isolation: str) -> dict[
         raise UserError(f"cannot write {out}: {exc.strerror or exc} (the results are kept in {partial}; "
                         "rerun to finish)", "--out") from None
     partial.unlink()
+    return {**_execute_metrics(results), "_out": str(out)}
+
+
+def _execute_metrics(results: list[Result]) -> dict[str, Any]:
     counts = Counter(r.status for r in results)
-    return {"results": len(results), "passed": counts.get("passed", 0), "status": dict(sorted(counts.items())),
-            "_out": str(out)}
+    return {"results": len(results), "passed": counts.get("passed", 0), "status": dict(sorted(counts.items()))}
 
 
 def _execute_line(m: dict[str, Any]) -> str:
