@@ -30,17 +30,17 @@ def rows(out):
     return [[(s.token_ids, s.text, s.finish_reason, s.n_tokens) for s in row] for row in out]
 
 
-def test_generate_is_the_default_loop_and_calls_model_generate(loaded, monkeypatch):
+def test_own_is_the_default_loop_and_generate_calls_model_generate(loaded, monkeypatch):
     model, tok = loaded
     monkeypatch.delenv("CODELOOP_HF_LOOP", raising=False)
-    gen = HFGenerator(model, tok, name="tiny")
-    assert gen.loop == "generate"
+    assert HFGenerator(model, tok, name="tiny").loop == "own"
+    gen = HFGenerator(model, tok, name="tiny", loop="generate")
     calls = []
     real = model.generate
     monkeypatch.setattr(model, "generate", lambda *a, **kw: calls.append(kw) or real(*a, **kw))
     gen.generate_texts(PROMPTS, free(temperature=0, batch_size=3))
-    assert len(calls) == 2  # 4 rows in batches of 3: batched, not one call per row
-    assert calls[0]["input_ids"].shape[0] == 3
+    sizes = [c["input_ids"].shape[0] for c in calls]
+    assert sum(sizes) == 4 and max(sizes) > 1 and len(calls) < 4  # batched, not one call per row
 
 
 @pytest.mark.parametrize("batch_size", [1, 3, 8])
@@ -115,3 +115,22 @@ def test_the_loop_switch(loaded, monkeypatch):
     assert "fast" in err.value.message and err.value.where == "CODELOOP_HF_LOOP"
     monkeypatch.delenv("CODELOOP_HF_LOOP")
     assert get_generator("hf", str(model.codeloop_name), dtype="fp32", device="cpu", loop="own").loop == "own"
+
+
+def test_batches_hold_no_more_tokens_than_batch_size_typical_rows():
+    from codeloop.generation.hf import plan_batches
+
+    # one 1,754-token outlier among short prompts (MBPP test's shape), longest first
+    lengths = [1754] + [150] * 40 + [50] * 60
+    spans = plan_batches(lengths, batch_size=32, max_new_tokens=64)
+    # every row in exactly one batch, in order
+    assert spans[0][0] == 0 and spans[-1][1] == len(lengths)
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+    typical = sorted(lengths)[len(lengths) // 2] + 64
+    for start, end in spans:
+        assert 1 <= end - start <= 32
+        assert (end - start) * (lengths[start] + 64) <= max(32 * typical, lengths[start] + 64)
+    assert spans[0] == (0, 32 * typical // (1754 + 64))  # the outlier's batch is small...
+    assert any(end - start == 32 for start, end in spans)  # ...and typical prompts still fill batch_size
+    assert plan_batches([], 8, 10) == []
+    assert plan_batches([5000], 8, 10) == [(0, 1)]  # a prompt over the budget still runs, alone
