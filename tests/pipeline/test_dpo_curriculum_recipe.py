@@ -111,3 +111,40 @@ def test_the_run_report_has_one_eval_point_per_bucket(tmp_path, tiny_model_dir):
     table = (root / "curve" / "bucket_curve.md").read_text()
     assert sum(line.startswith("| large | ") for line in table.splitlines()) == len(steps["large"]) + 1
     assert "bucket_curve" in (root / "report.html").read_text()
+
+
+def test_shipped_recipe_samples_trains_and_evaluates_in_one_prompt_format():
+    r = load_recipe(RECIPE)
+    formats = {s.name: s.config.prompt_format for s in r.stages if s.type in ("pairs", "eval", "eval_buckets")}
+    assert set(formats.values()) == {"instruction"}, formats  # the Instruct model through its chat template
+    r = load_recipe(RECIPE, ["vars.prompt_format=completion"])
+    assert {s.config.prompt_format for s in r.stages if hasattr(s.config, "prompt_format")} == {"completion"}
+
+
+@pytest.mark.slow
+def test_instruction_pairs_keep_the_rendered_prompt_dpo_trains_on(tmp_path, tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from codeloop.generation import GenerationParams
+    from codeloop.generation.prompts import build_prompt
+    from codeloop.pipeline.runner import run_recipe
+    from codeloop.problems import load_problems
+
+    a = _problems(tmp_path / "a.jsonl", 0)
+    (tmp_path / "r.yaml").write_text(f"""
+name: instr
+model: {tiny_model_dir}
+seed: 0
+stages:
+  - {{name: pairs, type: pairs, problems: "jsonl:{a}", split: null, n: 8, temperature: 1.0, max_new_tokens: 16,
+     timeout_s: 5, prompt_format: instruction, chat: plain}}
+""")
+    summary = run_recipe(load_recipe(tmp_path / "r.yaml"), tmp_path / "runs")
+    samples = read_jsonl(next((summary.root / "pairs" / "samples").glob("shard-*.jsonl")))
+    params = GenerationParams(prompt_format="instruction", chat="plain")
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    expected = {p.task_id: build_prompt(p, params, tok) for p in load_problems(f"jsonl:{a}", split=None)}
+    assert expected and all(s["prompt"] == expected[s["task_id"]] for s in samples)
+    assert all(s["prompt"].endswith("### Response:\n```python\n") for s in samples)
+    for pair in read_jsonl(summary.root / "pairs" / "pairs.jsonl"):  # may be none: then the samples suffice
+        assert pair["prompt"] == expected[pair["task_id"]]

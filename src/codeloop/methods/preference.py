@@ -35,17 +35,23 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Iterable
 
 import numpy as np
 
 from codeloop.errors import UserError
+from codeloop.generation.params import GenerationParams
 from codeloop.steps import option
 from codeloop.records import Pair, Problem, Result, normalized_code
 
 
 DIRECTIONS = ("large-first", "small-first")
+
+
+# The prompt settings as GenerationParams declares them (help and choices stay there).
+_GEN_FIELDS = {f.name: f for f in dataclasses.fields(GenerationParams)}
 
 
 @dataclass
@@ -73,6 +79,10 @@ class PreferenceConfig:
                                  "hard as we read the blog) or small-first. The shuffled baseline is "
                                  "`curriculum: false` at training.")
     seed: int = option(0, help="Sampling seed; shuffle seed within buckets.")
+    # an instruct model answers far better through its chat template; the pair's prompt is then the
+    # rendered chat text, which DPO trains on as-is and an eval with the same settings renders again
+    prompt_format: str = dataclasses.field(default="completion", metadata=_GEN_FIELDS["prompt_format"].metadata)
+    chat: str = dataclasses.field(default="auto", metadata=_GEN_FIELDS["chat"].metadata)
 
     def validate(self) -> None:
         if self.score not in ("fraction", "count"):
@@ -315,7 +325,8 @@ def make_pairs(problems: list[Problem], cfg: PreferenceConfig, work_dir: Any, mo
     run = RunDir(work_dir)
     generator = make_generator(model_name, backend, base_url=base_url, api_key=api_key)
     params = GenerationParams(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
-                              max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, batch_size=batch_size)
+                              max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, batch_size=batch_size,
+                              prompt_format=cfg.prompt_format, chat=cfg.chat)
     samples = sample_into(run.stage("samples"), problems, params, model=model_name, backend=backend,
                           generator=generator)                                                # 1
     results = execute_into(run.stage("results"), problems, samples, exec_config or ExecConfig(),
