@@ -73,6 +73,10 @@ stages:
   - {{name: large, type: train_dpo, input: cur_large, curriculum: true, checkpoint_buckets: true, {dpo}}}
   - {{name: small, type: train_dpo, input: cur_small, curriculum: true, checkpoint_buckets: true, {dpo}}}
   - {{name: shuffled, type: train_dpo, input: cur_large, curriculum: false, align_with: [large, small], {dpo}}}
+  - {{name: other, type: eval, benchmark: "jsonl:{a}", split: null, max_new_tokens: 5, timeout_s: 5}}
+  - {{name: base_eval, type: eval, benchmark: "jsonl:{a}", split: null, max_new_tokens: 6, timeout_s: 5}}
+  - {{name: shuffled_eval, type: eval, benchmark: "jsonl:{a}", split: null, max_new_tokens: 6, timeout_s: 5,
+     adapter_from: shuffled}}
   - {{name: curve, type: eval_buckets, train: [large, small, shuffled], benchmark: "jsonl:{a}", split: null,
      max_new_tokens: 6, timeout_s: 5}}
 """
@@ -106,6 +110,14 @@ def test_the_run_report_has_one_eval_point_per_bucket(tmp_path, tiny_model_dir):
     assert shuffled == steps["large"] | steps["small"]  # the baseline at the same step counts
     assert all(r["pass@1"] == curve[0]["pass@1"] for r in curve if r["step"] == 0)  # one base model, step 0
     assert all(r["ci"][0] <= r["pass@1"] <= r["ci"][1] for r in curve)
+    # the base model and the shuffled arm's final model were evaluated above with the same settings:
+    # read back, not sampled again; 'other' (another token budget) is not the same evaluation
+    reused = json.loads((root / "curve" / "metrics.json").read_text())["reused"]
+    last = max(shuffled)
+    assert reused == {"base": "base_eval", f"shuffled/step-{last}": "shuffled_eval"}
+    assert not (root / "curve" / "base").exists() and not (root / "curve" / "shuffled" / f"step-{last}").exists()
+    for row, stage in ((curve[0], "base_eval"), ([r for r in curve if r["arm"] == "shuffled"][-1], "shuffled_eval")):
+        assert row["pass@1"] == pytest.approx(json.loads((root / stage / "metrics.json").read_text())["pass@k"]["pass@1"])
     report = (root / "report.md").read_text()
     assert "curve/bucket_curve.png" in report and "| large | " in report and "| shuffled | " in report
     table = (root / "curve" / "bucket_curve.md").read_text()

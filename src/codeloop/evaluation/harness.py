@@ -161,6 +161,35 @@ def canonical_samples(stage: StageDir, problems: list[Problem]) -> list[Sample]:
     return [from_dict(Sample, r) for r in stage.records()]
 
 
+def _sampling_extra(cfg: EvalConfig) -> dict[str, Any]:
+    return {"benchmark": cfg.benchmark, "split": cfg.resolved_split(), "decode": cfg.decode,
+            **({"dtype": cfg.dtype} if cfg.backend != "openai" else {})}
+
+
+def find_finished_evaluation(cfg: EvalConfig, problems: list[Problem], root: str | Path) -> Path | None:
+    """A finished evaluation under `root` (a run folder) whose samples and verdicts are exactly the
+    ones `evaluate(cfg)` would make: the same problems, model, adapter, sampling settings and seed,
+    and the same sandbox settings and judge. Found by the two stage keys, so a folder made with any
+    other setting never matches. Lets one model evaluated twice in a recipe (an arm's final model in
+    its own eval and on a curve) be sampled once."""
+    from codeloop.resumable.execute import execute_stage_config
+    from codeloop.resumable.sample import sample_stage_config
+    from codeloop.rundir import DONE_FILE, config_hash
+
+    if cfg.model == CANONICAL:
+        return None
+    samples_hash = config_hash(sample_stage_config(problems, cfg.generation_params(), cfg.model, cfg.backend,
+                                                   cfg.adapter, _sampling_extra(cfg)))
+    results_hash = config_hash(execute_stage_config(cfg.exec_config(), samples_hash))
+    for done in sorted(Path(root).rglob(f"samples/{DONE_FILE}")):
+        folder = done.parent.parent
+        if (RunDir(folder).stage("samples").done_hash() == samples_hash
+                and RunDir(folder).stage("results").done_hash() == results_hash
+                and (folder / "metrics.json").is_file()):
+            return folder
+    return None
+
+
 def evaluate(cfg: EvalConfig, out_dir: str | Path, generator: Any = None, problems: list[Problem] | None = None,
              write_page: bool = True) -> EvalSummary:
     """Run (or resume) an evaluation into `out_dir`; `generator` may be an already-loaded model."""
@@ -181,10 +210,7 @@ def evaluate(cfg: EvalConfig, out_dir: str | Path, generator: Any = None, proble
     else:
         samples = sample_into(run.stage("samples", key=_key), problems, cfg.generation_params(),
                               model=cfg.model, backend=cfg.backend, adapter=cfg.adapter, generator=generator,
-                              extra_config={"benchmark": cfg.benchmark, "split": cfg.resolved_split(),
-                                            "decode": cfg.decode,
-                                            **({"dtype": cfg.dtype} if cfg.backend != "openai" else {})},
-                              postprocess=decoder.decode if decoder else None,
+                              extra_config=_sampling_extra(cfg), postprocess=decoder.decode if decoder else None,
                               backend_options=backend_options(cfg))
     results = execute_into(run.stage("results", key=_key), problems, samples, cfg.exec_config(),
                            inputs_hash=run.stage("samples").done_hash())

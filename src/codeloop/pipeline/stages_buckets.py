@@ -60,8 +60,15 @@ def arm_points(folder: Path, name: str) -> list[dict[str, Any]]:
     points = [{"step": int(c["step"]), "buckets": c.get("buckets") or [], "pairs_seen": c.get("pairs_seen"),
                "adapter": str(folder / c["path"])} for c in json.loads(index.read_text())]
     last = int(json.loads(summary.read_text())["steps"])
+    final = str(folder / FINAL_DIRNAME)
     if all(p["step"] != last for p in points):
-        points.append({"step": last, "buckets": [], "pairs_seen": None, "adapter": str(folder / FINAL_DIRNAME)})
+        points.append({"step": last, "buckets": [], "pairs_seen": None, "adapter": final})
+    elif (folder / FINAL_DIRNAME).is_dir():
+        # the model kept at the last step is the final one: name it so, and an eval of the final model
+        # elsewhere in the run is the same evaluation (find_finished_evaluation)
+        for p in points:
+            if p["step"] == last:
+                p["adapter"] = final
     return sorted(points, key=lambda p: p["step"])
 
 
@@ -77,15 +84,31 @@ def _pass1(folder: Path) -> tuple[float, tuple[float, float], int]:
 
 
 def run_eval_buckets(ctx: StepContext, cfg: Any) -> dict[str, Any]:
-    from codeloop.evaluation.harness import evaluate
+    from codeloop.console import console
+    from codeloop.evaluation.harness import evaluate, find_finished_evaluation
+    from codeloop.problems import load_problems
 
     arms = {name: arm_points(ctx.stage_path(name), name) for name in cfg.train}  # every arm checked before any eval
     model, seed = ctx.model(cfg.model), ctx.seed(cfg.seed)
+    problems: list[Any] = []
+    reused: dict[str, str] = {}
+    # a recipe's run folder; on the command line only the step's own folder (never a whole cwd)
+    root = ctx.run.root if ctx.recipe is not None else ctx.stage.path
 
     def point(adapter: str | None, folder: Path) -> tuple[float, tuple[float, float], int]:
         ecfg = EvalConfig(**library_kwargs(cfg, EvalConfig, model=model, adapter=adapter, seed=seed,
                                            executor=ctx.executor, isolation=ctx.isolation))
-        evaluate(ecfg, folder, write_page=False)  # resumes: a finished point is read back, not redone
+        if not problems:
+            problems.extend(load_problems(ecfg.benchmark, split=ecfg.resolved_split(), limit=ecfg.limit))
+        # The base model and each arm's final model are often evaluated by the recipe's own eval
+        # steps with these very settings: read those back instead of sampling them again.
+        same = None if (folder / "metrics.json").is_file() else find_finished_evaluation(ecfg, problems, root)
+        if same is not None:
+            reused[str(folder.relative_to(ctx.stage.path))] = str(same.relative_to(root))
+            console.print(f"{folder.relative_to(ctx.stage.path)}: the same evaluation is done in "
+                          f"{same.relative_to(root)}/; reading it", markup=False)
+            return _pass1(same)
+        evaluate(ecfg, folder, write_page=False, problems=problems)  # resumes: a finished point is read back
         return _pass1(folder)
 
     rows: list[dict[str, Any]] = []
@@ -102,7 +125,7 @@ def run_eval_buckets(ctx: StepContext, cfg: Any) -> dict[str, Any]:
     atomic_write_text(ctx.stage.path / "bucket_curve.md", curve_table(rows, cfg))
     bench = cfg.benchmark.partition(":")[0] + (f" {cfg.split}" if cfg.split else "")  # no file paths in a title
     plot_curve(rows, f"{cfg.title} ({bench})", ctx.stage.path / "bucket_curve.png")
-    return {"benchmark": cfg.benchmark, "arms": len(arms), "points": len(rows),
+    return {"benchmark": cfg.benchmark, "arms": len(arms), "points": len(rows), "reused": reused,
             "curve": {name: [[r["step"], r["pass@1"]] for r in rows if r["arm"] == name] for name in arms}}
 
 

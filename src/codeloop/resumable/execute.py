@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict
+from typing import Any
 
 from codeloop.console import console
 from codeloop.execution import ExecConfig, execute_samples
@@ -11,6 +12,17 @@ from codeloop.execution.config import JUDGE_VERSION
 from codeloop.records import Problem, Result, Sample, from_dict
 from codeloop.resumable.plan import plan_resume, previous_wall_s
 from codeloop.rundir import StageDir
+
+
+def execute_stage_config(exec_cfg: ExecConfig, inputs_hash: str | None = None) -> dict[str, Any]:
+    """What an execution stage's verdicts depend on: its config, whose hash keys the stage."""
+    # Where and how widely it runs (executor, workers, isolation asked for) does not change a
+    # verdict, so switching a half-done stage from the local pool to Ray resumes it instead of
+    # starting over. The judge's version does: verdicts of an older judge are not reused.
+    verdict_settings = {k: v for k, v in asdict(exec_cfg).items()
+                        if k not in ("executor", "workers", "isolation", "hide_paths")}
+    verdict_settings["judge"] = JUDGE_VERSION
+    return {"inputs_hash": inputs_hash, "exec": verdict_settings}
 
 
 def execute_into(stage: StageDir, problems: list[Problem], samples: list[Sample], exec_cfg: ExecConfig,
@@ -22,14 +34,7 @@ def execute_into(stage: StageDir, problems: list[Problem], samples: list[Sample]
     for a finished stage, so samples regenerated under the same keys and config never keep the old
     code's verdicts: the stage folder is then moved aside (`results.stale-N/`) and the verdicts that
     still hold are copied into a fresh one, so each key stays in the folder once."""
-    # Where and how widely it runs (executor, workers, isolation asked for) does not change a
-    # verdict, so switching a half-done stage from the local pool to Ray resumes it instead of
-    # starting over. The judge's version does: verdicts of an older judge are not reused.
-    verdict_settings = {k: v for k, v in asdict(exec_cfg).items()
-                        if k not in ("executor", "workers", "isolation", "hide_paths")}
-    verdict_settings["judge"] = JUDGE_VERSION
-    config = {"inputs_hash": inputs_hash, "exec": verdict_settings}
-    state = stage.open(config)
+    state = stage.open(execute_stage_config(exec_cfg, inputs_hash))
     by_id = {p.task_id: p for p in problems}
     stored = {}
     for rec in stage.records():

@@ -13,6 +13,14 @@ from codeloop.resumable.plan import previous_wall_s
 from codeloop.rundir import StageDir
 
 
+def sample_stage_config(problems: list[Problem], params: GenerationParams, model: str = "default",
+                        backend: str = "hf", adapter: str | None = None,
+                        extra_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a sampling stage's outputs depend on: its config, whose hash keys the stage."""
+    return {"problems": [p.task_id for p in problems], "model": model, "adapter": adapter,
+            "backend": backend, "params": asdict(params), **(extra_config or {})}
+
+
 def sample_into(stage: StageDir, problems: list[Problem], params: GenerationParams, model: str = "default",
                 backend: str = "hf", adapter: str | None = None, extra_config: dict[str, Any] | None = None,
                 generator: Any = None, backend_options: dict[str, Any] | None = None,
@@ -21,9 +29,7 @@ def sample_into(stage: StageDir, problems: list[Problem], params: GenerationPara
 
     `generator`: an already-loaded generator to reuse (then `model`/`adapter` only label the stage).
     """
-    stage_cfg = {"problems": [p.task_id for p in problems], "model": model, "adapter": adapter,
-                 "backend": backend, "params": asdict(params), **(extra_config or {})}
-    state = stage.open(stage_cfg)
+    state = stage.open(sample_stage_config(problems, params, model, backend, adapter, extra_config))
     if state.status != "done":
         # A problem's n samples are generated together; one killed part-way is generated again and
         # its already-written samples win on read (same keys), so nothing is duplicated.
