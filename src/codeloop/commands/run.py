@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
                                                                       "report in runs/NAME-sweep/."),
             runs_dir: Optional[Path] = typer.Option(None, help="Where run folders live (default: the recipe's "
                                                                "runs_dir, else ./runs)."),
-            no_report: bool = typer.Option(False, help="Skip writing report.html at the end.")) -> None:
+            no_report: bool = typer.Option(False, "--no-report", help="Skip writing report.html at the end.")) -> None:
         """Run a recipe: its stages in order in runs/NAME/, skipping finished stages with the same
         config and resuming a killed one. Ends with the report and the before/after pass@1."""
         from codeloop.pipeline.recipe import expand_sweep, load_recipe, split_sweep_overrides
