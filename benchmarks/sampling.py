@@ -1,10 +1,10 @@
 """Sampling throughput of the `hf` backend: codeloop's own KV-cache loop against batched `model.generate`.
 
-Same model, same HumanEval prompts, same batch size, in one process, one mode after the other:
+Same model, same prompts (HumanEval by default, any benchmark with --benchmark), same batch size, in one process, one mode after the other:
 
-  own      HFGenerator(loop="own"): codeloop's decode loop (each distinct prompt prefilled once,
+  own      HFGenerator(loop="own"), the default: codeloop's decode loop (each distinct prompt prefilled once,
            finished rows leave the batch)
-  generate HFGenerator(loop="generate"), the default: batched, left-padded ``model.generate`` with
+  generate HFGenerator(loop="generate"): batched, left-padded ``model.generate`` with
            codeloop's token chooser (logits processor) and stop strings (stopping criterion)
 
 for each sampling setting:
@@ -21,7 +21,11 @@ Check: in fp32 (``--dtype fp32``, the default here) greedy outputs of the two lo
 token-identical; the script says so, or lists the rows that differ, and exits 1 when they do.
 
 Run:  .venv/bin/python benchmarks/sampling.py [--model default] [--prompts 8] [--n 4] \\
-          [--max-new-tokens 128] [--batch-size 16] [--dtype fp32] [--repeats 1]
+          [--max-new-tokens 128] [--batch-size 16] [--dtype fp32] [--repeats 1] \\
+          [--benchmark humaneval] [--split S] [--offset 0] [--prompt-format completion]
+The README's figure (answers of varying length, where finished rows leaving the batch pays):
+      benchmarks/sampling.py --model coder --benchmark mbpp --split test --offset 100 --prompts 64 \\
+          --batch-size 32 --max-new-tokens 384 --prompt-format instruction --settings greedy
 Compare ratios within one run; run it alone on the machine for wall-time figures.
 """
 
@@ -54,6 +58,11 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--repeats", type=int, default=1, help="runs per mode; the best wall time is kept")
     ap.add_argument("--settings", default=",".join(SETTINGS), help="comma list of: " + ", ".join(SETTINGS))
+    ap.add_argument("--benchmark", default="humaneval", help="problem set the prompts come from")
+    ap.add_argument("--split", default=None, help="its split (default: all of it)")
+    ap.add_argument("--offset", type=int, default=0, help="skip this many problems first")
+    ap.add_argument("--prompt-format", default="completion", choices=("completion", "instruction"),
+                    help="instruction: through the model's chat template")
     args = ap.parse_args()
 
     import torch
@@ -67,9 +76,9 @@ def main() -> None:
     print(f"model {args.model}: {type(model).__name__} {next(model.parameters()).dtype} on "
           f"{next(model.parameters()).device}, loaded in {time.perf_counter() - t0:.1f}s; "
           f"torch threads {torch.get_num_threads()}")
-    problems = load_problems("humaneval", limit=args.prompts)
+    problems = load_problems(args.benchmark, split=args.split)[args.offset:args.offset + args.prompts]
     gens = {loop: HFGenerator(model, tok, name=args.model, loop=loop) for loop in LOOPS}
-    print(f"{len(problems)} HumanEval prompts x {args.n} samples, max {args.max_new_tokens} new tokens, "
+    print(f"{len(problems)} {args.benchmark} prompts ({args.prompt_format}) x {args.n} samples, max {args.max_new_tokens} new tokens, "
           f"batch {args.batch_size}, best of {args.repeats}")
     print(f"{'setting':8s} {'loop':9s} {'tokens':>7s} {'wall s':>8s} {'tok/s':>8s} {'cpu s':>8s} "
           f"{'tok/cpu-s':>9s} {'gen/own':>8s}", flush=True)
@@ -78,7 +87,8 @@ def main() -> None:
     for setting in [s.strip() for s in args.settings.split(",") if s.strip()]:
         kw = dict(SETTINGS[setting])
         n = kw.pop("n", args.n)
-        params = GenerationParams(n=n, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=0, **kw)
+        params = GenerationParams(n=n, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=0,
+                                  prompt_format=args.prompt_format, **kw)
         rates = {}
         for loop in LOOPS:
             best = None
