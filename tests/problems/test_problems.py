@@ -82,8 +82,12 @@ def test_mbpp_hub_id_offline_is_a_clear_user_error(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # no ../shared/data from here: the hub is the only source left
     monkeypatch.delenv("CODELOOP_DATA", raising=False)
     for spec in ("mbpp", "mbpp:google-research-datasets/mbpp"):
-        with pytest.raises(UserError, match=r"offline.*mbpp:PATH"):
+        with pytest.raises(UserError, match=r"offline.*mbpp:PATH") as err:
             load_problems(spec)
+        # the default set also says where a local copy would be read from; a named hub id does not
+        assert ("mbpp.jsonl in $CODELOOP_DATA" in err.value.message) == (spec == "mbpp")
+    with pytest.raises(UserError, match="sanitized-mbpp.json in [$]CODELOOP_DATA"):
+        load_problems("mbpp:sanitized")
 
 
 def test_mbpp_reads_a_local_copy_before_the_hub(monkeypatch, tmp_path):

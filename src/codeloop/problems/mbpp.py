@@ -100,7 +100,8 @@ def _rows(source: str | None, split: str | None) -> Iterator[tuple[str, dict[str
             return
     dataset_id = DEFAULT_HF_ID if source is None or config else source
     hub_splits = [split] if split else list(SPLITS)
-    for _, where, row in iter_hub_rows("mbpp", dataset_id, config, hub_splits):
+    local_name = LOCAL_FILES[config or "full"] if source is None or config else None
+    for _, where, row in iter_hub_rows("mbpp", dataset_id, config, hub_splits, local_file=local_name):
         yield where, row
 
 

@@ -57,13 +57,15 @@ def hub_offline() -> bool:
     return False
 
 
-def iter_hub_rows(set_name: str, dataset_id: str, config: str | None,
-                  splits: list[str]) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    """(hub split, where, row) for each row of the named splits of a Hugging Face dataset."""
+def iter_hub_rows(set_name: str, dataset_id: str, config: str | None, splits: list[str],
+                  local_file: str | None = None) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(hub split, where, row) for each row of the named splits of a Hugging Face dataset.
+    `local_file`: the file name a local copy would have (`local_data_file`), for the offline message."""
     if hub_offline():
+        local = f", or put a copy named {local_file} in {DATA_FOLDERS_HELP}" if local_file else ""
         raise UserError(f"'{set_name}' loads the Hugging Face dataset '{dataset_id}', but the hub is offline "
                         f"(HF_HUB_OFFLINE is set). Download the data and pass a local file: "
-                        f"{set_name}:PATH (.jsonl, .json or .parquet)", "--problems")
+                        f"{set_name}:PATH (.jsonl, .json or .parquet){local}", "--problems")
     try:
         import datasets
     except ImportError:  # pragma: no cover - a core dependency
