@@ -37,5 +37,5 @@ def register(app: typer.Typer) -> None:
         if not result.figures:
             summary(f"report written: {path}; it has no figures yet (it renders in headless Chromium)")
         else:
-            summary(f"report written: {path}; all {result.figures} figures render in headless Chromium "
-                    f"({', '.join(result.sizes)} px)")
+            what = "its figure renders" if result.figures == 1 else f"all {result.figures} figures render"
+            summary(f"report written: {path}; {what} in headless Chromium ({', '.join(result.sizes)} px)")
