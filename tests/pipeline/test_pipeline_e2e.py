@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from codeloop.pipeline.report_check import BROWSERS
 from codeloop.records import Problem, read_jsonl, write_jsonl
 from codeloop.training import last_complete_checkpoint
 
@@ -89,6 +91,11 @@ def test_recipe_end_to_end_with_kill_and_resume(tmp_path, tiny_model_dir):
     html = (runs / "tiny" / "report.html").read_text()
     assert "pass@1" in html and (runs / "tiny" / "report.md").exists()
     assert _assert_images_render(html) >= 3  # pass@k chart, training curves, sample scores (+ distances)
+    if any(shutil.which(b) for b in BROWSERS):  # CI installs chromium; test_report_check covers the rest
+        checked = subprocess.run([sys.executable, "-m", "codeloop", "report", "tiny", "--runs-dir", str(runs),
+                                  "--check"], env=env, capture_output=True, text=True, timeout=300)
+        said = checked.stdout + checked.stderr
+        assert checked.returncode == 0 and "figures render in headless Chromium" in said, said
     assert "Headline" in html  # eval_after is compared with eval_before
     last = [ln for ln in log.splitlines() if "stages run" in ln][-1]  # the closing summary line
     assert "vs eval_before" in last and "[" in last and last.rstrip().endswith("a smoke run")

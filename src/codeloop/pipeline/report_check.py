@@ -17,13 +17,13 @@ from codeloop.errors import UserError
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 BROWSER_ENV = "CODELOOP_CHROMIUM"
 
-# Runs once the page and its images have loaded: marks each image with what the browser made of it.
+# Runs at the load event, which waits for every image: marks each with what the browser made of it.
+# (Synchronous on purpose: an async decode() can still be pending when --dump-dom writes the page.)
 _PROBE = ("<script>window.addEventListener('load', () => {"
-          "Promise.all(Array.from(document.images, im => im.decode().then("
-          "() => im.setAttribute('data-rendered', im.naturalWidth > 0 ? 'yes' : 'no'),"
-          "() => im.setAttribute('data-rendered', 'no')).then("
-          "() => im.setAttribute('data-size', im.naturalWidth + 'x' + im.naturalHeight))))"
-          ".then(() => document.body.setAttribute('data-checked', String(document.images.length))); });</script>")
+          "for (const im of document.images) {"
+          "im.setAttribute('data-rendered', im.complete && im.naturalWidth > 0 ? 'yes' : 'no');"
+          "im.setAttribute('data-size', im.naturalWidth + 'x' + im.naturalHeight); }"
+          "document.body.setAttribute('data-checked', String(document.images.length)); });</script>")
 _IMG = re.compile(r"<img\b[^>]*>", re.I)
 _ATTR = re.compile(r'([\w-]+)="([^"]*)"')
 
@@ -63,7 +63,7 @@ def check_renders(html: str | Path, timeout_s: float = 120.0) -> RenderCheck:
                page.as_uri()]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             cmd.insert(1, "--no-sandbox")  # Chromium refuses to start as root with its sandbox on
-        for _attempt in range(2):  # a browser's first start on a machine can dump the page before it loads
+        for _attempt in range(3):  # a browser's first start on a busy machine can dump the page before it loads
             try:
                 out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
             except subprocess.TimeoutExpired:
