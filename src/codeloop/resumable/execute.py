@@ -34,7 +34,8 @@ def execute_into(stage: StageDir, problems: list[Problem], samples: list[Sample]
     for a finished stage, so samples regenerated under the same keys and config never keep the old
     code's verdicts: the stage folder is then moved aside (`results.stale-N/`) and the verdicts that
     still hold are copied into a fresh one, so each key stays in the folder once."""
-    state = stage.open(execute_stage_config(exec_cfg, inputs_hash))
+    config = execute_stage_config(exec_cfg, inputs_hash)
+    state = stage.open(config)
     by_id = {p.task_id: p for p in problems}
     stored = {}
     for rec in stage.records():
