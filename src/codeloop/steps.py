@@ -289,6 +289,18 @@ def generation_fields(local: str = "") -> list[tuple[str, Any, Any]]:
     return [(name, tp, generation_option(name, local)) for name, (tp, _, _) in _GENERATION_OPTIONS.items()]
 
 
+def _copy_field(f: dataclasses.Field) -> Any:
+    if f.default_factory is not MISSING:  # type: ignore[misc]
+        return dataclasses.field(default_factory=f.default_factory, metadata=f.metadata)  # type: ignore[misc]
+    return dataclasses.field(default=f.default, metadata=f.metadata)
+
+
+def same_as(cls: type, name: str) -> Any:
+    """The field `cls` declares as `name` (default, help, choices, flags), for another config that
+    carries the same setting: it stays declared once, in `cls`."""
+    return _copy_field(next(f for f in dataclasses.fields(cls) if f.name == name))
+
+
 def derive(name: str, base: type | None, *, extra: Iterable[tuple[str, Any, Any]] = (), drop: Iterable[str] = (),
            replace: dict[str, tuple[Any, Any]] | None = None, namespace: dict[str, Any] | None = None) -> type:
     """A step config made from a library's config: the library's fields (defaults, help, flags as
@@ -302,11 +314,8 @@ def derive(name: str, base: type | None, *, extra: Iterable[tuple[str, Any, Any]
             continue
         if f.name in replace:
             fields.append((f.name, *replace[f.name]))
-        elif f.default_factory is not MISSING:  # type: ignore[misc]
-            fields.append((f.name, hints[f.name], dataclasses.field(default_factory=f.default_factory,  # type: ignore[misc]
-                                                                    metadata=f.metadata)))
         else:
-            fields.append((f.name, hints[f.name], dataclasses.field(default=f.default, metadata=f.metadata)))
+            fields.append((f.name, hints[f.name], _copy_field(f)))
     cls = dataclasses.make_dataclass(name, fields, namespace=namespace or {})
     cls.__doc__ = base.__doc__ if base else None
     cls.__module__ = (namespace or {}).get("__module__", base.__module__ if base else __name__)

@@ -19,17 +19,14 @@ def register(app: typer.Typer) -> None:
         from codeloop.pipeline.report import write_report
 
         root = Path(name) if Path(name).is_dir() else runs_dir / name
-        if check:
-            from codeloop.pipeline.report_check import find_browser
-
-            find_browser()  # a missing browser fails before the report is rebuilt
-        path = write_report(root)
         if not check:
-            summary(f"report written: {path}")
+            summary(f"report written: {write_report(root)}")
             return
-        from codeloop.pipeline.report_check import check_renders
+        from codeloop.pipeline.report_check import check_renders, find_browser
 
-        result = check_renders(path)
+        browser = find_browser()  # a missing browser fails before the report is rebuilt
+        path = write_report(root)
+        result = check_renders(path, browser=browser)
         if not result.ok:
             summary(f"report written: {path}; {len(result.broken)} of {result.figures} figures do not render: "
                     + "; ".join(result.broken))

@@ -15,7 +15,6 @@ drifts with batch shapes and load, so a before/after delta could come from the k
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -24,7 +23,7 @@ from typing import Any
 
 from codeloop.console import summary, warn
 from codeloop.errors import UserError
-from codeloop.steps import generation_option, option
+from codeloop.steps import generation_option, option, same_as
 from codeloop.execution import ExecConfig
 from codeloop.execution.passk import passk_table
 from codeloop.generation import GenerationParams
@@ -40,9 +39,6 @@ def __getattr__(name: str) -> Any:
         return get_decoder("lintseq").decode
     raise AttributeError(name)
 
-
-# The prompt settings as GenerationParams declares them (help and choices stay there).
-_GEN_FIELDS = {f.name: f for f in dataclasses.fields(GenerationParams)}
 
 # Default split per benchmark: evaluate on held-out problems unless told otherwise.
 DEFAULT_SPLITS = {"easy": "test", "mbpp": "test"}
@@ -79,9 +75,8 @@ class EvalConfig:
                             help="auto: every sandbox isolation feature this machine allows; full: refuse to "
                                  "run with less (docs/execution.md).")
     decode: str = option("none", help="A registered decoder, e.g. lintseq: the model writes edit sequences.")
-    prompt_format: str = dataclasses.field(default="completion",
-                                           metadata=_GEN_FIELDS["prompt_format"].metadata)
-    chat: str = dataclasses.field(default="auto", metadata=_GEN_FIELDS["chat"].metadata)
+    prompt_format: str = same_as(GenerationParams, "prompt_format")
+    chat: str = same_as(GenerationParams, "chat")
     dtype: str = option("fp32", choices=EVAL_DTYPES,
                         help="Weights and activations while sampling (hf, vllm). fp32, the default, gives the "
                              "same greedy output run after run; bf16 kernels change with batch shape and load, "

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -43,15 +42,11 @@ import numpy as np
 
 from codeloop.errors import UserError
 from codeloop.generation.params import GenerationParams
-from codeloop.steps import option
+from codeloop.steps import option, same_as
 from codeloop.records import Pair, Problem, Result, normalized_code
 
 
 DIRECTIONS = ("large-first", "small-first")
-
-
-# The prompt settings as GenerationParams declares them (help and choices stay there).
-_GEN_FIELDS = {f.name: f for f in dataclasses.fields(GenerationParams)}
 
 
 @dataclass
@@ -81,8 +76,8 @@ class PreferenceConfig:
     seed: int = option(0, help="Sampling seed; shuffle seed within buckets.")
     # an instruct model answers far better through its chat template; the pair's prompt is then the
     # rendered chat text, which DPO trains on as-is and an eval with the same settings renders again
-    prompt_format: str = dataclasses.field(default="completion", metadata=_GEN_FIELDS["prompt_format"].metadata)
-    chat: str = dataclasses.field(default="auto", metadata=_GEN_FIELDS["chat"].metadata)
+    prompt_format: str = same_as(GenerationParams, "prompt_format")
+    chat: str = same_as(GenerationParams, "chat")
 
     def validate(self) -> None:
         if self.score not in ("fraction", "count"):

@@ -47,12 +47,13 @@ def find_browser() -> str:
     return exe
 
 
-def check_renders(html: str | Path, timeout_s: float = 120.0) -> RenderCheck:
-    """Load `html` in headless Chromium and report every figure that did not decode."""
+def check_renders(html: str | Path, timeout_s: float = 120.0, browser: str | None = None) -> RenderCheck:
+    """Load `html` in headless Chromium (`browser`, else `find_browser()`) and report every figure
+    that did not decode."""
     html = Path(html)
     if not html.is_file():
         raise UserError("no such report (run `codeloop report NAME` first)", str(html))
-    exe = find_browser()
+    exe = browser or find_browser()
     with tempfile.TemporaryDirectory(prefix="codeloop-render-") as tmp:
         page = Path(tmp) / html.name
         text = html.read_text(encoding="utf-8")

@@ -90,16 +90,19 @@ def run_eval_buckets(ctx: StepContext, cfg: Any) -> dict[str, Any]:
 
     arms = {name: arm_points(ctx.stage_path(name), name) for name in cfg.train}  # every arm checked before any eval
     model, seed = ctx.model(cfg.model), ctx.seed(cfg.seed)
-    problems: list[Any] = []
+
+    def eval_config(adapter: str | None) -> Any:
+        return EvalConfig(**library_kwargs(cfg, EvalConfig, model=model, adapter=adapter, seed=seed,
+                                           executor=ctx.executor, isolation=ctx.isolation))
+
+    first = eval_config(None)
+    problems = load_problems(first.benchmark, split=first.resolved_split(), limit=first.limit)  # once, not per point
     reused: dict[str, str] = {}
     # a recipe's run folder; on the command line only the step's own folder (never a whole cwd)
     root = ctx.run.root if ctx.recipe is not None else ctx.stage.path
 
     def point(adapter: str | None, folder: Path) -> tuple[float, tuple[float, float], int]:
-        ecfg = EvalConfig(**library_kwargs(cfg, EvalConfig, model=model, adapter=adapter, seed=seed,
-                                           executor=ctx.executor, isolation=ctx.isolation))
-        if not problems:
-            problems.extend(load_problems(ecfg.benchmark, split=ecfg.resolved_split(), limit=ecfg.limit))
+        ecfg = eval_config(adapter)
         # The base model and each arm's final model are often evaluated by the recipe's own eval
         # steps with these very settings: read those back instead of sampling them again.
         same = None if (folder / "metrics.json").is_file() else find_finished_evaluation(ecfg, problems, root)
