@@ -275,6 +275,80 @@ def _rounds(root: Path) -> dict[int, dict[str, dict]]:
     return out
 
 
+class InstructionScriptedGenerator(ScriptedGenerator):
+    """Answers as an instruct model does: the whole function, restating its task in a docstring."""
+
+    def code(self, prompt: str, j: int) -> str:
+        body = super().code(prompt, j)
+        if "def double" in prompt:
+            return f'def double(x):\n    """Doubles x, as the task says."""\n{body}'
+        return body  # stdin/stdout: the program itself
+
+
+def test_instruction_prompts_ask_in_words_and_train_on_the_chat_answer(tmp_path):
+    from codeloop.generation import GenerationParams, build_prompt
+
+    gen, scored = InstructionScriptedGenerator(), []
+
+    def scorer(prompts, completions):
+        scored.extend(zip(prompts, completions))
+        return length_scorer(prompts, completions)
+
+    cfg = small_cfg(prompt_format="instruction", iters=2)
+    sft, stats = gift([DOUBLE, INC], cfg, gen, scorer, tmp_path / "chains")
+    asked = GenerationParams(prompt_format="instruction")
+    original = {p.task_id: build_prompt(p, asked) for p in (DOUBLE, INC)}  # no tokenizer: the plain template
+    code_calls = gen.calls[0][0], gen.calls[2][0]
+    assert list(code_calls[0]) == [original["t/double"], original["t/inc"]]
+    r = _rounds(tmp_path / "chains")
+    d0 = r[0]["t/double"]
+    assert d0["model_prompt"] == original["t/double"] and d0["code_prompt"] == DOUBLE.prompt
+    assert d0["kept"]["program"].startswith("import math\n") and "def double(x):" in d0["kept"]["program"]
+    # The perplexity is of the answer given the text it was written from.
+    assert (original["t/double"], d0["kept"]["completion"]) in scored
+    # The summariser sees the program without the docstring that restated the task.
+    shown = last_code(gen.calls[1][0][0])
+    assert "def double(x):" in shown and "Doubles x" not in shown and shown.rstrip().endswith(
+        d0["kept"]["completion"].strip().splitlines()[-1].strip())
+    # Round 1 asks for the code of the new description, in words, stdin/stdout problems too.
+    d1 = r[1]["t/double"]["description"]
+    assert d1 == d0["next_description"] and d1 in code_calls[1][0] and "### Instruction:" in code_calls[1][0]
+    assert r[1]["t/inc"]["description"] in code_calls[1][1]
+    # Training records: the original prompt as the model saw it, the answer with its fence closed.
+    drawn = [x for x in sft if x["source"] == "gift"]
+    assert drawn and all(x["prompt"] == original[x["task_id"]] for x in sft)
+    assert all(x["completion"].endswith("\n```") for x in sft)
+    # Self-generated codes lose their docstrings before training, as in the official code.
+    kept = {k["completion"] for k in kept_codes([x for rs in r.values() for x in rs.values()])
+            if k["task_id"] == "t/double"}
+    assert all('"""' in k for k in kept)
+    assert {x["completion"] for x in drawn if x["task_id"] == "t/double"} <= \
+        {k.replace('    """Doubles x, as the task says."""\n', "") + "```" for k in kept}
+    gold = {x["task_id"]: x["completion"] for x in sft if x["source"] == "gold"}
+    assert gold["t/double"] == "import math\n\n\ndef double(x):\n    return 2 * x\n```"
+    assert gold["t/inc"] == INC.canonical_solution + "```"
+    compile(gold["t/double"].removesuffix("```"), "<gold>", "exec")
+
+    st, _ = self_training([DOUBLE, INC], cfg, InstructionScriptedGenerator(), tmp_path / "s")
+    assert st and all(x["prompt"] == original[x["task_id"]] and x["completion"].endswith("```") for x in st)
+
+
+def test_summaries_drop_docstrings_only():
+    from codeloop.methods.gift.prompts import without_docstrings
+
+    code = ('"""Module."""\nimport math\n\n\ndef f(x):\n    """Says what f does.\n\n    Long.\n    """\n'
+            '    def g():\n        "only a docstring"\n    s = """kept: not a docstring"""\n    return s\n\n\n'
+            'class A:\n    \'\'\'Doc.\'\'\'\n    y = 1\n\n\ndef h(): "same line"; return 1\n')
+    out = without_docstrings(code)
+    for gone in ("Module.", "Says what", "Long.", "only a docstring", "Doc."):
+        assert gone not in out
+    assert '"""kept: not a docstring"""' in out and 'def h(): "same line"; return 1' in out
+    ns: dict = {}
+    exec(compile(out, "<out>", "exec"), ns)
+    assert ns["f"](1) == "kept: not a docstring" and ns["A"].y == 1 and ns["h"]() == 1
+    assert without_docstrings("def broken(:\n") == "def broken(:\n"
+
+
 @pytest.mark.parametrize("policy", ["keep-last", "restart-reference", "stop"])
 def test_no_pass_fallbacks(tmp_path, policy):
     # FLAKY passes in round 0 ("return 1") and fails afterwards ("return 0"); NEVER never passes.
@@ -344,10 +418,14 @@ def test_gift_recipe_loads_and_compares_on_the_same_budget(tmp_path):
     by = {s.name: s for s in r.stages}
     g, st = by["gift"].config, by["self_training"].config
     assert r.model == "coder" and by["gift"].type == "gift" and by["self_training"].type == "self_training"
-    # MBPP train as the seeds, all 374 of them; the arms differ only by the method.
-    assert (g.problems, g.split, g.limit) == ("mbpp", "train", None)
+    # MBPP train as the seeds, at least the evidence floor of 100; the arms differ only by the method.
+    assert (g.problems, g.split) == ("mbpp", "train") and (g.limit is None or g.limit >= 100)
     assert st.budget_from == "gift" and (st.k, st.temperature, st.limit, st.problems, st.split, st.train_set) == \
         (g.k, g.temperature, g.limit, g.problems, g.split, g.train_set)
+    # The Instruct model is asked the same way by the chains, the baseline and every eval.
+    evals = [s for s in r.stages if s.type == "eval"]
+    assert {x.prompt_format for x in [g, st] + [e.config for e in evals]} == {"instruction"}
+    assert (st.max_new_tokens, st.chat) == (g.max_new_tokens, g.chat)
     assert g.train_set == "gold+resampled" and g.weighting == "ppl-softmax" and g.resample_temperature == 2.0
     assert by["train_gift"].config.input == "gift" and by["train_self"].config.input == "self_training"
     a, b = by["train_gift"].config, by["train_self"].config

@@ -76,7 +76,9 @@ def test_tiny_gift_recipe_end_to_end(tmp_path, tiny_model_dir):
     overrides = [f"model={tiny_model_dir}", f"vars.problems={spec}", f"vars.eval_benchmark={spec}",
                  f"vars.plus_benchmark={spec}", "vars.plus_split=train", "vars.plus_limit=2",
                  "vars.train_limit=6", "vars.iters=2", "vars.num_seq=3", "vars.k=2", "vars.max_new_tokens=3",
-                 "vars.eval_limit=2", "vars.steps=2", "vars.batch_size=4", "stages.gift.summary_max_new_tokens=8"]
+                 "vars.eval_limit=2", "vars.steps=2", "vars.batch_size=4", "stages.gift.summary_max_new_tokens=8",
+                 # completion prompts: a random model's inert continuations pass these toy problems
+                 "vars.prompt_format=completion", "vars.eval_max_new_tokens=3"]
     recipe = load_recipe(RECIPE, overrides)
     summary = run_recipe(recipe, runs_dir=tmp_path / "runs", write_report=False)
     root = tmp_path / "runs" / "gift"

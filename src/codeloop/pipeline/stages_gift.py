@@ -108,7 +108,8 @@ def _read_kept(ctx: StageContext) -> list[dict[str, Any]]:
     return kept_codes(records)
 
 
-_SELF_TRAINING_KEEPS = ("temperature", "top_p", "max_new_tokens", "k", "train_set", "tests_limit", "batch_size")
+_SELF_TRAINING_KEEPS = ("temperature", "top_p", "max_new_tokens", "k", "train_set", "tests_limit", "batch_size",
+                        "prompt_format", "chat")
 
 
 def _check_self_training(self: Any, where: str) -> None:

@@ -57,6 +57,13 @@ Prompt templates (exact text; ``{...}`` are filled in):
   The code shown is the program without the task docstring (frame + body), so the description
   is not simply copied. The summary stops at the next ``\\n###`` and is stripped.
 
+Instruction prompts (``prompt_format: instruction``, for instruct models): the code prompt above is
+asked for in words through the chat template (``generation.prompts``) and the answer is a code
+block. The perplexity is of the answer given that rendered prompt; the summariser sees the
+answer's program without docstrings; a training record is the rendered prompt of the original
+description and the answer without docstrings (as the official code strips them) with its fence
+closed. The summaries stay plain 1-shot text.
+
 chain.py holds no sampling, sandbox, scoring or training mechanics: it calls the layers below.
 prompts.py holds the templates above; plots.py the figures and the rounds table.
 """

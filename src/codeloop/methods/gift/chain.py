@@ -15,11 +15,13 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from codeloop.errors import UserError
-from codeloop.steps import option
+from codeloop.steps import option, same_as
 from codeloop.execution import ExecConfig, Executor, open_executor
 from codeloop.generation import GenerationParams, generate, generate_texts
+from codeloop.generation.stops import CODE_FENCE
 from codeloop.methods.gift.prompts import (SUMMARY_STOPS, code_prompt, has_reference, original_description,
-                                           pick_shot, summary_code, summary_prompt)
+                                           pick_shot, summary_code, summary_input, summary_prompt,
+                                           without_docstrings)
 from codeloop.records import Problem, normalized_code
 from codeloop.resumable import execute_into, sample_into
 from codeloop.rundir import RunDir, config_hash
@@ -59,6 +61,11 @@ class GiFTConfig:
                                               "null = all.")
     batch_size: int = option(8, help="Prompts per generation / scoring batch.")
     seed: int = option(0, help="Sampling seed.")
+    # How the codes are asked for (the summaries stay plain 1-shot text): an instruct model writes a
+    # code prompt's function as a chat answer; the training records are then the rendered chat
+    # prompt of the original description and the answer, the tokens it sampled.
+    prompt_format: str = same_as(GenerationParams, "prompt_format")
+    chat: str = same_as(GenerationParams, "chat")
 
     def validate(self) -> None:
         def bad(name: str, msg: str) -> UserError:
@@ -86,11 +93,16 @@ class GiFTConfig:
             raise bad("tests_limit", f"must be >= 1 or null, got {self.tests_limit}")
         if not math.isfinite(self.resample_temperature):
             raise bad("resample_temperature", "must be a finite number")
+        self.code_params(0)  # prompt_format, chat: checked where they are declared
+
+    @property
+    def instruction(self) -> bool:
+        return self.prompt_format == "instruction"
 
     def code_params(self, round_index: int) -> GenerationParams:
         return GenerationParams(n=self.num_seq, temperature=self.temperature, top_p=self.top_p,
                                 max_new_tokens=self.max_new_tokens, seed=_round_seed(self.seed, round_index, 0),
-                                batch_size=self.batch_size)
+                                batch_size=self.batch_size, prompt_format=self.prompt_format, chat=self.chat)
 
     def summary_params(self, round_index: int) -> GenerationParams:
         return GenerationParams(n=1, temperature=self.summary_temperature, top_p=self.summary_top_p,
@@ -171,32 +183,59 @@ def _candidates(kept: list[dict[str, Any]], problems: list[Problem],
     return out
 
 
-def resample(kept: list[dict[str, Any]], problems: list[Problem], cfg: GiFTConfig) -> list[dict[str, Any]]:
-    """k training records per problem: (original prompt, kept code), drawn at the weights."""
+def chat_answer(code: str) -> str:
+    """An instruction answer's text after the response prefix: the code and the closing fence
+    (sampling stopped where the block closed; the learned answer should end there)."""
+    return (code if code.endswith("\n") or not code else code + "\n") + CODE_FENCE
+
+
+def training_completion(completion: str, cfg: GiFTConfig) -> str:
+    """An SFT record's completion for a self-generated code: the completion itself, or an
+    instruction answer without docstrings (the official code strips them from self-generated codes
+    before training; here they would also carry the chain's rewritten descriptions) and with its
+    fence closed."""
+    return chat_answer(without_docstrings(completion)) if cfg.instruction else completion
+
+
+def resample(kept: list[dict[str, Any]], problems: list[Problem], cfg: GiFTConfig,
+             prompts: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """k training records per problem: (original prompt, kept code), drawn at the weights.
+
+    `prompts`: the text the model was given for each problem's original description (a rendered
+    chat prompt for instruction prompts); default the problem's own prompt."""
     rng = np.random.default_rng(cfg.seed)
+    prompts = prompts or {}
     out = []
     for p, cands, w in _candidates(kept, problems, cfg):
         if not cands or w.sum() <= 0:
             continue
         for i in _draw(w, cfg, rng):
             c = cands[int(i)]
-            out.append({"task_id": p.task_id, "prompt": p.prompt, "completion": c["completion"],
+            out.append({"task_id": p.task_id, "prompt": prompts.get(p.task_id, p.prompt),
+                        "completion": training_completion(c["completion"], cfg),
                         "round": c["round"], "ppl": c["ppl"], "weight": float(w[int(i)]),
                         "description": c["description"], "source": "gift"})
     return out
 
 
-def gold_records(problems: list[Problem]) -> list[dict[str, Any]]:
+def gold_records(problems: list[Problem], cfg: GiFTConfig | None = None,
+                 prompts: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """The seed problems with their reference solutions, once each (the official code trains on
-    these plus the resampled codes: ``data.extend(data1)``)."""
-    return [{"task_id": p.task_id, "prompt": p.prompt, "completion": p.canonical_solution, "round": None,
+    these plus the resampled codes: ``data.extend(data1)``). As an instruction answer the reference
+    is the whole program (frame + body), as the model writes one."""
+    prompts = prompts or {}
+    instruction = cfg is not None and cfg.instruction
+    return [{"task_id": p.task_id, "prompt": prompts.get(p.task_id, p.prompt),
+             "completion": chat_answer(summary_code(p, p.canonical_solution)) if instruction
+             else p.canonical_solution, "round": None,
              "ppl": None, "weight": None, "description": original_description(p), "source": "gold"}
             for p in problems if has_reference(p)]
 
 
-def training_set(problems: list[Problem], drawn: list[dict[str, Any]], cfg: GiFTConfig) -> list[dict[str, Any]]:
+def training_set(problems: list[Problem], drawn: list[dict[str, Any]], cfg: GiFTConfig,
+                 prompts: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """What the model is fine-tuned on, as `cfg.train_set` names it."""
-    return (gold_records(problems) if cfg.train_set == "gold+resampled" else []) + drawn
+    return (gold_records(problems, cfg, prompts) if cfg.train_set == "gold+resampled" else []) + drawn
 
 
 def resampling_stats(kept: list[dict[str, Any]], problems: list[Problem], cfg: GiFTConfig,
@@ -274,7 +313,7 @@ class ChainState:
     """Where each problem's chain stands before a round."""
 
     description: dict[str, str | None]  # None: the original description (the problem's own prompt)
-    last_code: dict[str, str | None]  # the last kept completion (None: none passed yet)
+    last_kept: dict[str, dict[str, Any] | None]  # the last kept code's record (None: none passed yet)
     active: dict[str, bool]
 
     @classmethod
@@ -286,7 +325,7 @@ class ChainState:
         for r in records:
             t = r["task_id"]
             if r.get("kept"):
-                self.last_code[t] = r["kept"]["completion"]
+                self.last_kept[t] = r["kept"]
             if r.get("next_description") is None:
                 self.active[t] = False
             else:
@@ -303,8 +342,10 @@ def gibbs_round(t: int, problems: list[Problem], state: ChainState, cfg: GiFTCon
 
     # codes ~ p(code | prompt(d_t)): one generation call for the whole round.
     t0 = time.time()
-    samples = generate([dataclasses.replace(p, prompt=q) for p, q in zip(active, prompts)], cfg.code_params(t),
-                       generator=generator) if active else []
+    # An instruction prompt states a stdin/stdout task from its description: it gets d_t too.
+    asked = [dataclasses.replace(p, prompt=q, description=state.description[p.task_id] or p.description)
+             for p, q in zip(active, prompts)]
+    samples = generate(asked, cfg.code_params(t), generator=generator) if active else []
     gen_s = time.time() - t0
     t1 = time.time()
     results = executor.run({p.task_id: judged_problem(p, cfg.tests_limit) for p in active}, samples,
@@ -320,15 +361,22 @@ def gibbs_round(t: int, problems: list[Problem], state: ChainState, cfg: GiFTCon
         rs = by_task[p.task_id]
         passing = [r for r in rs if _usable(r)]
         kept = rng.choice(passing) if passing else None
-        records.append({"task_id": p.task_id, "round": t, "description": state.description[p.task_id],
-                        "code_prompt": prompts[i],
-                        "samples": [{"completion": r.completion, "status": r.status} for r in rs],
-                        "passed": len(passing),
-                        "kept": {"completion": kept.completion, "sample_id": kept.sample_id} if kept else None})
+        rec = {"task_id": p.task_id, "round": t, "description": state.description[p.task_id],
+               "code_prompt": prompts[i],
+               "samples": [{"completion": r.completion, "status": r.status} for r in rs],
+               "passed": len(passing),
+               "kept": {"completion": kept.completion, "sample_id": kept.sample_id} if kept else None}
+        if rs and rs[0].prompt and rs[0].prompt != prompts[i]:
+            rec["model_prompt"] = rs[0].prompt  # what the model was given: the code prompt as a chat turn
+        if kept and cfg.instruction:
+            rec["kept"]["program"] = kept.code  # the answer's code block: the whole program
+        records.append(rec)
     to_score = [(i, r) for i, r in enumerate(records) if r["kept"]]
     t2 = time.time()
     if to_score:
-        scores = scorer([r["code_prompt"] for _, r in to_score], [r["kept"]["completion"] for _, r in to_score])
+        # The perplexity of the kept answer given the exact text the model wrote it from.
+        scores = scorer([r.get("model_prompt", r["code_prompt"]) for _, r in to_score],
+                        [r["kept"]["completion"] for _, r in to_score])
         for (_, r), (lp, n) in zip(to_score, scores):
             r["kept"].update({"logprob": lp, "n_tokens": n, "ppl": _ppl(lp, n)})
     score_s = time.time() - t2
@@ -337,9 +385,9 @@ def gibbs_round(t: int, problems: list[Problem], state: ChainState, cfg: GiFTCon
     to_sum: list[tuple[dict[str, Any], str]] = []
     for p, r in zip(active, records):
         if r["kept"]:
-            r["summarised"], code = "kept", summary_code(p, r["kept"]["completion"])
-        elif cfg.no_pass == "keep-last" and state.last_code[p.task_id] is not None:
-            r["summarised"], code = "last-kept", summary_code(p, state.last_code[p.task_id] or "")
+            r["summarised"], code = "kept", summary_input(p, r["kept"])
+        elif cfg.no_pass == "keep-last" and state.last_kept[p.task_id] is not None:
+            r["summarised"], code = "last-kept", summary_input(p, state.last_kept[p.task_id] or {})
         elif cfg.no_pass in ("keep-last", "restart-reference") and has_reference(p):
             r["summarised"], code = "reference", summary_code(p, p.canonical_solution)
         else:
@@ -431,6 +479,12 @@ def run_chains(problems: list[Problem], cfg: GiFTConfig, generator: Any, scorer:
     return all_records, per_round
 
 
+def model_prompts(records: list[dict[str, Any]]) -> dict[str, str]:
+    """Per problem, the text the model got for the original description (round 0): what a training
+    record's prompt is, so the model is trained on the prompt it sampled from."""
+    return {r["task_id"]: r.get("model_prompt", r["code_prompt"]) for r in records if r["round"] == 0}
+
+
 def kept_codes(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The chains' kept codes, one per (problem, round) that passed."""
     return [{"task_id": r["task_id"], "round": r["round"], "completion": r["kept"]["completion"],
@@ -444,8 +498,9 @@ def gift(problems: list[Problem], cfg: GiFTConfig, generator: Any, scorer: Score
     problems = [p for p in problems]
     records, per_round = run_chains(problems, cfg, generator, scorer, work_dir, exec_config)   # 2-3
     kept = kept_codes(records)
-    drawn = resample(kept, problems, cfg)                                                      # 4
-    sft = training_set(problems, drawn, cfg)
+    prompts = model_prompts(records)
+    drawn = resample(kept, problems, cfg, prompts)                                             # 4
+    sft = training_set(problems, drawn, cfg, prompts)
     return sft, chain_summary(problems, cfg, kept, per_round, sft, drawn)
 
 
@@ -498,10 +553,11 @@ def self_training(problems: list[Problem], cfg: GiFTConfig, generator: Any, work
     kept = [{"task_id": r.task_id, "round": 0, "completion": r.completion, "ppl": None, "description": None}
             for r in sorted(results, key=lambda r: (r.task_id, r.sample_id)) if _usable(r)]
     ucfg = dataclasses.replace(cfg, weighting="uniform")
-    drawn = resample(kept, problems, ucfg)
+    prompts = {s.task_id: s.prompt for s in samples if s.prompt}
+    drawn = resample(kept, problems, ucfg, prompts)
     for rec in drawn:
         rec["source"] = "self-training"
-    sft = training_set(problems, drawn, cfg)
+    sft = training_set(problems, drawn, cfg, prompts)
     with_pass = {k["task_id"] for k in kept}
     return sft, {"problems": len(problems), "samples": len(results), "samples_per_problem": n,
                  "passing_samples": len(kept), "problems_with_pass": len(with_pass),

@@ -82,6 +82,41 @@ def summary_code(problem: Problem, completion: str) -> str:
     return frame + completion
 
 
+def without_docstrings(code: str) -> str:
+    """`code` without its module, class and function docstrings. An instruction answer is a whole
+    program, and one written from a description often restates it in a docstring: the summariser
+    must describe the code, not copy the words. Code that does not parse is returned as it is."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return code
+    lines = code.splitlines(keepends=True)
+    drop: set[int] = set()
+    fill: dict[int, str] = {}  # a body that was only its docstring keeps a `pass`
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if not isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) or not body:
+            continue
+        first = body[0]
+        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+            if lines[first.lineno - 1][:first.col_offset].strip() or \
+                    lines[first.end_lineno - 1][first.end_col_offset:].strip():
+                continue  # shares a line with other code (`def f(): "doc"; return 1`): leave it
+            drop.update(range(first.lineno - 1, first.end_lineno))
+            if len(body) == 1 and not isinstance(node, ast.Module):
+                fill[first.lineno - 1] = " " * first.col_offset + "pass\n"
+    return "".join(fill.get(i, line) for i, line in enumerate(lines) if i not in drop or i in fill)
+
+
+def summary_input(problem: Problem, kept: dict) -> str:
+    """The program shown to the summariser for a chain's kept code (its ``kept`` record): frame +
+    body of a completion, or the whole program of an instruction answer, without docstrings."""
+    program = kept.get("program")
+    if program is not None:
+        return without_docstrings(program)
+    return summary_code(problem, kept["completion"])
+
+
 def summary_prompt(code: str, shot: tuple[str, str]) -> str:
     shot_code, shot_desc = shot
     return (f"{SUMMARY_HEADER}{shot_code.rstrip()}\n{SUMMARY_ASK}{shot_desc.strip()}\n\n"
