@@ -21,6 +21,8 @@ def test_codeact_recipe_validates_and_compares_the_six_variants():
     assert r.model == "coder"
     data = by_name["data"].config
     assert (data.problems, data.split, data.limit) == ("mbpp", "train", None)  # all 374, >= 300 records
+    # trained as it is evaluated: the Instruct model's chat turn, in the records and every eval
+    assert {data.prompt_format} | {s.config.prompt_format for s in r.stages if s.type == "eval"} == {"instruction"}
     assert by_name["select_cdas"].config.method == "cdas" and by_name["select_cdas"].config.ratio == 0.4
     assert by_name["select_cdas"].config.clusters == 10 and by_name["select_cdas"].config.template == "trained"
     assert by_name["select_random"].config.size_from == "select_cdas"
@@ -68,6 +70,8 @@ def _recipe(tmp_path: Path, text: str) -> Path:
     ("{name: s, type: select, input: nope}", "stages.s.input"),
     ("{name: s, type: select, input: d, clusterz: 3}", "stages.s.clusterz"),
     ("{name: s, type: sft_data, instruction: title}", "stages.s.instruction"),
+    ("{name: s, type: sft_data, prompt_format: chatty}", "stages.s.prompt_format"),
+    ("{name: s, type: sft_data, chat: always}", "stages.s.chat"),
     ("{name: s, type: train_sft_profiled, input: d, packing: fancy, pack_layout: next-fit}", "stages.s.packing"),
     ("{name: s, type: cdas_table, rows: [{label: a, train: d}]}", "stages.s.rows[0].eval"),
     ("{name: s, type: cdas_table, rows: [{label: a, train: d, eval: {mbpp: 3}}]}", "stages.s.rows[0].eval"),
@@ -97,6 +101,34 @@ def test_sft_records_from_problems():
     assert problem_sft_record(Problem(task_id="x", prompt="def h():\n")) is None
 
 
+def test_instruction_records_train_what_the_instruction_eval_asks(tiny_model_dir):
+    # The Instruct model is evaluated through its chat template; its training pairs must be the same
+    # text: the rendered request, then the answer's code block opened by the eval's response prefix.
+    from transformers import AutoTokenizer
+
+    from codeloop.generation import GenerationParams, build_prompt, extract_code
+    from codeloop.methods.codeact.pairs import sft_rows, trained_pair
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    fn = Problem(task_id="e/1", prompt="def f(x):\n    \"\"\"Double x.\"\"\"\n", description="Double x.",
+                 canonical_solution="    return 2 * x\n", entry_point="f", test="assert f(1) == 2")
+    stdio = Problem(task_id="s/1", prompt="# read n, print n+1\n", description="Print n + 1.",
+                    canonical_solution="print(int(input()) + 1)", io_tests=[{"input": "1\n", "output": "2\n"}])
+    for chat in ("auto", "plain"):
+        params = GenerationParams(prompt_format="instruction", chat=chat)
+        for problem in (fn, stdio):
+            rec = problem_sft_record(problem, params=params)
+            assert rec["response"].startswith(problem.canonical_solution if problem is stdio else problem.prompt)
+            assert isinstance(rec["prompt"], list if chat == "auto" else str)
+            pair = trained_pair(sft_rows([("r", rec)])[0], tok)
+            asked = build_prompt(problem, params, tok)
+            assert (pair.instruction + pair.response).startswith(asked)
+            answer = (pair.instruction + pair.response)[len(asked):]
+            assert extract_code(answer, params.response_prefix) == rec["response"].rstrip("\n") + "\n"
+            assert "```" in answer  # the block is closed where sampling would stop
+    assert problem_sft_record(fn, params=GenerationParams())["prompt"] == fn.prompt  # completion: unchanged
+
+
 def test_peak_memory_sees_an_allocation_inside_the_block():
     with PeakMemory() as mem:
         block = bytearray(200 * 2**20)
@@ -119,9 +151,9 @@ def _tiny_recipe(tmp_path: Path, model_dir: Path, with_eval: bool) -> Path:
     if with_eval:
         evals = "\n".join(
             f"  - {{name: eval_{t}, type: eval, benchmark: easy, split: test, limit: 2, max_new_tokens: 4, "
-            f"adapter_from: train_{t}, timeout_s: 5}}" for t in ("cdas", "cdas_dp", "random"))
+            f"prompt_format: instruction, adapter_from: train_{t}, timeout_s: 5}}" for t in ("cdas", "cdas_dp", "random"))
         evals += ("\n  - {name: eval_base, type: eval, benchmark: easy, split: test, limit: 2, max_new_tokens: 4, "
-                  "timeout_s: 5}")
+                  "prompt_format: instruction, timeout_s: 5}")
         # two columns (the recipe's mbpp / mbpp+), here the same eval step twice
         table = ("  - {name: table, type: cdas_table, base_eval: {a: eval_base, b: eval_base}, rows: ["
                  "{label: cdas, train: train_cdas, eval: {a: eval_cdas, b: eval_cdas}}, "
@@ -132,7 +164,7 @@ name: tiny_codeact
 model: {model_dir}
 seed: 0
 stages:
-  - {{name: data, type: sft_data, problems: easy, split: train, limit: 16}}
+  - {{name: data, type: sft_data, problems: easy, split: train, limit: 16, prompt_format: instruction}}
   - {{name: select_cdas, type: select, input: data, method: cdas, ratio: 0.5, clusters: 3, rounding: ceil,
      max_length: 256}}
   - {{name: select_random, type: select, input: data, method: random, size_from: select_cdas}}

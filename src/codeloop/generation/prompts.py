@@ -58,6 +58,12 @@ def format_instruction(instruction: str, params: GenerationParams, tokenizer: An
     return text + params.response_prefix
 
 
+def close_code_block(code: str) -> str:
+    """`code` followed by the closing fence on its own line: where an instruction answer's code
+    block ends (sampling stops there, so a trained answer should end there too)."""
+    return (code if code.endswith("\n") or not code else code + "\n") + CODE_FENCE
+
+
 def build_prompt(problem: Problem, params: GenerationParams, tokenizer: Any = None) -> str:
     """The exact text fed to the model for `problem`."""
     if params.prompt_format == "completion":

@@ -18,8 +18,10 @@ from typing import Any, Optional
 from codeloop.errors import UserError
 from codeloop.methods.codeact import CDASConfig
 from codeloop.pipeline.stages import StageContext, TrainSFTConfig
+from codeloop.generation.params import GenerationParams
+from codeloop.generation.prompts import close_code_block, format_instruction, instruction_text
 from codeloop.steps import (FORMAT_FIELD, Step, derive, library_kwargs, option, problem_fields, run_fields,
-                            validate_as)
+                            same_as, validate_as)
 from codeloop.training.packing import LAYOUTS
 from codeloop.records import atomic_write_text, in_format, write_jsonl
 
@@ -28,23 +30,38 @@ from codeloop.records import atomic_write_text, in_format, write_jsonl
 INSTRUCTION_SOURCES = ("auto", "description", "prompt")
 
 
+def _check_sft_data(self: Any, where: str) -> None:
+    validate_as(GenerationParams, self, where)  # prompt_format, chat
+
+
 SFTDataStageConfig = derive(
-    "SFTDataStageConfig", None, namespace={"__module__": __name__}, extra=problem_fields("train") + [
+    "SFTDataStageConfig", None, namespace={"check": _check_sft_data, "__module__": __name__},
+    extra=problem_fields("train") + [
         ("instruction", str, option("auto", choices=INSTRUCTION_SOURCES,
                                     help="What the records' `instruction` field holds: the problem's description, "
                                          "its prompt, or auto (the description when there is one, else the "
-                                         "prompt). Training and CDAS read prompt/completion.")), FORMAT_FIELD])
+                                         "prompt). Training and CDAS read prompt/completion.")),
+        ("prompt_format", str, same_as(GenerationParams, "prompt_format")),
+        ("chat", str, same_as(GenerationParams, "chat")), FORMAT_FIELD])
 
 
-def problem_sft_record(problem: Any, instruction: str = "auto") -> dict[str, Any] | None:
+def problem_sft_record(problem: Any, instruction: str = "auto",
+                       params: GenerationParams | None = None) -> dict[str, Any] | None:
     """One record per problem with a reference solution, None without one.
 
-    ``prompt``/``completion`` are the pair that is trained, in the evaluation's completion format
-    (the problem's prompt, continued by the reference solution), so the tuned model is asked the
-    way it is evaluated; CDAS scores and embeds the same pair (the SFT formatter reads ``prompt``
-    before ``instruction``: codeact/pairs.py). ``instruction``/``response`` (the task in words, the
-    whole reference program) describe the problem for other steps, e.g. LintSeq's edits of the
-    program.
+    ``prompt``/``completion`` are the pair that is trained, in the format the model is evaluated in
+    (`params`: an eval's prompt_format and chat), so the tuned model is asked the way it is
+    evaluated; CDAS scores and embeds the same pair (the SFT formatter reads ``prompt`` before
+    ``instruction``: codeact/pairs.py).
+
+    - completion: the problem's prompt, continued by the reference solution;
+    - instruction: the evaluation's request in words (`generation.prompts.instruction_text`) and the
+      whole reference program as the answer's code block: a conversation (TRL's conversational
+      prompt/completion, rendered by the tuned model's chat template), or with ``chat: plain`` the
+      plain template's strings.
+
+    ``instruction``/``response`` (the task in words, the whole reference program) describe the
+    problem for other steps, e.g. LintSeq's edits of the program.
     """
     solution = problem.canonical_solution or ""
     if not solution.strip():
@@ -54,15 +71,26 @@ def problem_sft_record(problem: Any, instruction: str = "auto") -> dict[str, Any
     else:
         text = problem.description
     program = solution if problem.kind == "stdio" else problem.prompt + solution
-    return {"task_id": problem.task_id, "source": problem.source, "instruction": text.strip(),
-            "response": program, "prompt": problem.prompt, "completion": solution}
+    rec = {"task_id": problem.task_id, "source": problem.source, "instruction": text.strip(),
+           "response": program, "prompt": problem.prompt, "completion": solution}
+    if params is not None and params.prompt_format == "instruction":
+        answer = close_code_block(program)
+        if params.chat == "plain":
+            rec.update(prompt=format_instruction(instruction_text(problem), params), completion=answer)
+        else:
+            rec.update(prompt=[{"role": "user", "content": instruction_text(problem)}],
+                       completion=[{"role": "assistant", "content": params.response_prefix + answer}])
+            if params.system_prompt:
+                rec["prompt"].insert(0, {"role": "system", "content": params.system_prompt})
+    return rec
 
 
 def run_sft_data(ctx: StageContext, cfg: SFTDataStageConfig) -> dict[str, Any]:
     from codeloop.problems import load_problems
 
     problems = load_problems(cfg.problems, split=cfg.split, limit=cfg.limit)
-    records = [r for r in (problem_sft_record(p, cfg.instruction) for p in problems) if r is not None]
+    params = GenerationParams(prompt_format=cfg.prompt_format, chat=cfg.chat)
+    records = [r for r in (problem_sft_record(p, cfg.instruction, params) for p in problems) if r is not None]
     if not records:
         raise UserError(f"none of the {len(problems)} problems of '{cfg.problems}' has a reference solution "
                         "(canonical_solution)", f"stages.{ctx.name}.problems")

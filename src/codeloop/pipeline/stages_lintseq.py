@@ -72,7 +72,11 @@ def lintseq_inputs(records: list[dict], cfg: LintSeqStageConfig, where: str) -> 
         for name in (cfg.instruction_field, cfg.field):
             if not isinstance(rec.get(name), str):
                 raise UserError(f"record {i} has no string field '{name}'", f"{where}.{'field' if name == cfg.field else 'instruction_field'}")
-        code_prompt = str(rec.get(cfg.code_prompt_field) or "") if cfg.code_prompt_field else ""
+        code_prompt = rec.get(cfg.code_prompt_field) or "" if cfg.code_prompt_field else ""
+        if not isinstance(code_prompt, str):  # e.g. sft_data's conversational records (prompt_format: instruction)
+            raise UserError(f"record {i}: field '{cfg.code_prompt_field}' is not the code prompt's text (a "
+                            f"{type(code_prompt).__name__}); make the records with prompt_format: completion or "
+                            "name another field", f"{where}.code_prompt_field")
         text = rec[cfg.instruction_field]
         if code_prompt and text.strip() == code_prompt.strip():
             code_as_instruction += 1

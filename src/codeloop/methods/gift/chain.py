@@ -18,7 +18,7 @@ from codeloop.errors import UserError
 from codeloop.steps import option, same_as
 from codeloop.execution import ExecConfig, Executor, open_executor
 from codeloop.generation import GenerationParams, generate, generate_texts
-from codeloop.generation.stops import CODE_FENCE
+from codeloop.generation.prompts import close_code_block
 from codeloop.methods.gift.prompts import (SUMMARY_STOPS, code_prompt, has_reference, original_description,
                                            pick_shot, summary_code, summary_input, summary_prompt,
                                            without_docstrings)
@@ -183,18 +183,12 @@ def _candidates(kept: list[dict[str, Any]], problems: list[Problem],
     return out
 
 
-def chat_answer(code: str) -> str:
-    """An instruction answer's text after the response prefix: the code and the closing fence
-    (sampling stopped where the block closed; the learned answer should end there)."""
-    return (code if code.endswith("\n") or not code else code + "\n") + CODE_FENCE
-
-
 def training_completion(completion: str, cfg: GiFTConfig) -> str:
     """An SFT record's completion for a self-generated code: the completion itself, or an
     instruction answer without docstrings (the official code strips them from self-generated codes
     before training; here they would also carry the chain's rewritten descriptions) and with its
     fence closed."""
-    return chat_answer(without_docstrings(completion)) if cfg.instruction else completion
+    return close_code_block(without_docstrings(completion)) if cfg.instruction else completion
 
 
 def resample(kept: list[dict[str, Any]], problems: list[Problem], cfg: GiFTConfig,
@@ -226,7 +220,7 @@ def gold_records(problems: list[Problem], cfg: GiFTConfig | None = None,
     prompts = prompts or {}
     instruction = cfg is not None and cfg.instruction
     return [{"task_id": p.task_id, "prompt": prompts.get(p.task_id, p.prompt),
-             "completion": chat_answer(summary_code(p, p.canonical_solution)) if instruction
+             "completion": close_code_block(summary_code(p, p.canonical_solution)) if instruction
              else p.canonical_solution, "round": None,
              "ppl": None, "weight": None, "description": original_description(p), "source": "gold"}
             for p in problems if has_reference(p)]
