@@ -21,6 +21,12 @@ from codeloop.rundir import RunDir, StageDir
 from codeloop.viz import Raw, code_block, esc, img, matplotlib_agg, save_figure, table, write_page
 
 
+# Stages whose folders hold an evaluation (samples + results + pass@k metrics): the report compares them.
+EVAL_TYPES = ("eval", "lintseq_eval")
+# pass@k values a head-to-head reports, where both arms drew at least k samples of every shared problem.
+DUEL_KS = (1, 2, 5, 10, 20, 100)
+
+
 def _stage_type(stage: StageDir) -> str:
     return str(stage.metrics().get("_type") or (yaml.safe_load((stage.path / "config.yaml").read_text()) or {})
                .get("type", "?"))
@@ -54,7 +60,7 @@ def eval_rows(run: RunDir) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     baselines: dict[tuple[str, Any], tuple[str, dict[str, float]]] = {}
     for stage in stages_in_recipe_order(run):
-        if _stage_type(stage) != "eval" or not stage.done:
+        if _stage_type(stage) not in EVAL_TYPES or not stage.done:
             continue
         m = stage.metrics()
         counts = _eval_counts(stage)
@@ -110,10 +116,17 @@ def head_to_head(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for b in arms[i + 1:]:
             if (a["benchmark"], a["split"], a["sampling"]) != (b["benchmark"], b["split"], b["sampling"]):
                 continue
-            ks = sorted({int(k.split("@")[1]) for k in a["pass@k"]} & {int(k.split("@")[1]) for k in b["pass@k"]})
-            cmp = compare_counts(a["counts"], b["counts"], ks or [1], resamples=5000)
+            cmp = compare_counts(a["counts"], b["counts"], _duel_ks(a, b), resamples=5000)
             out.append({"a": a["stage"], "b": b["stage"], **cmp.to_dict()})
     return out
+
+
+def _duel_ks(a: dict[str, Any], b: dict[str, Any]) -> list[int]:
+    """The k of two evals' pass@k metrics, and every k of DUEL_KS both can estimate (n >= k samples on
+    each problem): a step that only recorded pass@1 from 20 samples still gets pass@20 compared."""
+    named = {int(k.split("@")[1]) for k in a["pass@k"]} & {int(k.split("@")[1]) for k in b["pass@k"]}
+    least = min((pc.n for row in (a, b) for pc in row["counts"].values()), default=1)
+    return sorted(named | {k for k in DUEL_KS if k <= least}) or [1]
 
 
 def _plot_evals(rows: list[dict[str, Any]], path: Path) -> Path | None:
@@ -294,7 +307,7 @@ def write_report(root: str | Path) -> Path:
             if p:
                 data_parts.append(img(p, "sample scores"))
                 md.append(f"![scores]({p.name})")
-        if t == "eval":
+        if t in EVAL_TYPES:
             continue  # eval charts are summarised in the pass@k section
         for png in sorted(s.path.glob("*.png")):  # each method stage's own plots (distances, IFD, chains)
             data_parts.append(f"<h3>{esc(s.path.name)} — {esc(png.stem.replace('_', ' '))}</h3>" + img(png, png.stem))
@@ -312,7 +325,7 @@ def write_report(root: str | Path) -> Path:
         if t in ("pairs", "curriculum") and not ex:
             ex.append(f"<h3>pairs from {esc(s.path.name)}</h3>" + _pair_examples(s))
     for s in stages:
-        if _stage_type(s) == "eval":
+        if _stage_type(s) in EVAL_TYPES:
             ex.append(f"<h3>samples from {esc(s.path.name)}</h3>" + _eval_examples(s))
     if ex:
         sections.append("<h2>Examples</h2>" + "".join(ex))
