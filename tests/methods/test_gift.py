@@ -275,20 +275,31 @@ def _rounds(root: Path) -> dict[int, dict[str, dict]]:
     return out
 
 
+def shown_program(request: str) -> str:
+    """The last code block of a summary request: the program the summariser is asked about."""
+    return request.rsplit("```python\n", 1)[1].split("```")[0]
+
+
 class InstructionScriptedGenerator(ScriptedGenerator):
     """Answers as an instruct model does: the whole function, restating its task in a docstring."""
 
     def code(self, prompt: str, j: int) -> str:
+        if "Describe the task this Python program solves" in prompt:  # the summary conversation
+            shown = shown_program(prompt)
+            return f"Task: Describe: {[ln.strip() for ln in shown.splitlines() if ln.strip()][-1]}\n\nMore words."
         body = super().code(prompt, j)
         if "def double" in prompt:
             return f'def double(x):\n    """Doubles x, as the task says."""\n{body}'
         return body  # stdin/stdout: the program itself
 
 
-def test_instruction_prompts_ask_in_words_and_train_on_the_chat_answer(tmp_path):
+def test_instruction_prompts_ask_in_words_and_train_on_the_chat_answer(tmp_path, tiny_model_dir):
+    from transformers import AutoTokenizer
+
     from codeloop.generation import GenerationParams, build_prompt
 
     gen, scored = InstructionScriptedGenerator(), []
+    gen.tokenizer = tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))  # it has a chat template
 
     def scorer(prompts, completions):
         scored.extend(zip(prompts, completions))
@@ -297,7 +308,7 @@ def test_instruction_prompts_ask_in_words_and_train_on_the_chat_answer(tmp_path)
     cfg = small_cfg(prompt_format="instruction", iters=2)
     sft, stats = gift([DOUBLE, INC], cfg, gen, scorer, tmp_path / "chains")
     asked = GenerationParams(prompt_format="instruction")
-    original = {p.task_id: build_prompt(p, asked) for p in (DOUBLE, INC)}  # no tokenizer: the plain template
+    original = {p.task_id: build_prompt(p, asked, tok) for p in (DOUBLE, INC)}
     code_calls = gen.calls[0][0], gen.calls[2][0]
     assert list(code_calls[0]) == [original["t/double"], original["t/inc"]]
     r = _rounds(tmp_path / "chains")
@@ -306,13 +317,18 @@ def test_instruction_prompts_ask_in_words_and_train_on_the_chat_answer(tmp_path)
     assert d0["kept"]["program"].startswith("import math\n") and "def double(x):" in d0["kept"]["program"]
     # The perplexity is of the answer given the text it was written from.
     assert (original["t/double"], d0["kept"]["completion"]) in scored
-    # The summariser sees the program without the docstring that restated the task.
-    shown = last_code(gen.calls[1][0][0])
+    # The summariser is asked in words about the program, without the docstring that restated the task,
+    # the 1-shot example an earlier exchange; its answer's first paragraph, unlabelled, is the next description.
+    request = gen.calls[1][0][0]
+    shown = shown_program(request)
+    assert request.startswith("user: Describe the task") and request.endswith("assistant: ")
+    assert f"assistant: {BUILTIN_SHOT[1]}\nuser: Describe the task" in request and request.count("```python") == 2
     assert "def double(x):" in shown and "Doubles x" not in shown and shown.rstrip().endswith(
         d0["kept"]["completion"].strip().splitlines()[-1].strip())
+    assert d0["next_description"] == "Describe: " + d0["kept"]["completion"].strip().splitlines()[-1].strip()
     # Round 1 asks for the code of the new description, in words, stdin/stdout problems too.
     d1 = r[1]["t/double"]["description"]
-    assert d1 == d0["next_description"] and d1 in code_calls[1][0] and "### Instruction:" in code_calls[1][0]
+    assert d1 == d0["next_description"] and d1 in code_calls[1][0] and code_calls[1][0].startswith("user: Complete")
     assert r[1]["t/inc"]["description"] in code_calls[1][1]
     # Training records: the original prompt as the model saw it, the answer with its fence closed.
     drawn = [x for x in sft if x["source"] == "gift"]
@@ -329,7 +345,12 @@ def test_instruction_prompts_ask_in_words_and_train_on_the_chat_answer(tmp_path)
     assert gold["t/inc"] == INC.canonical_solution + "```"
     compile(gold["t/double"].removesuffix("```"), "<gold>", "exec")
 
-    st, _ = self_training([DOUBLE, INC], cfg, InstructionScriptedGenerator(), tmp_path / "s")
+    plain = InstructionScriptedGenerator()  # without a chat template: the plain templates, summaries included
+    gift([DOUBLE, INC], cfg, plain, scorer, tmp_path / "plain")
+    assert plain.calls[0][0][0].startswith("### Instruction:") and plain.calls[1][0][0].startswith(SUMMARY_HEADER)
+    st_gen = InstructionScriptedGenerator()
+    st_gen.tokenizer = tok
+    st, _ = self_training([DOUBLE, INC], cfg, st_gen, tmp_path / "s")
     assert st and all(x["prompt"] == original[x["task_id"]] and x["completion"].endswith("```") for x in st)
 
 

@@ -34,24 +34,32 @@ def instruction_text(problem: Problem) -> str:
             f"block.\n\n```python\n{problem.prompt.rstrip()}\n```")
 
 
+def uses_chat(params: GenerationParams, tokenizer: Any = None) -> bool:
+    """Whether instruction prompts go through the tokenizer's chat template (`params.chat`)."""
+    use_chat = params.chat == "chat" or (params.chat == "auto" and tokenizer is not None
+                                        and bool(getattr(tokenizer, "chat_template", None)))
+    if use_chat and (tokenizer is None or not getattr(tokenizer, "chat_template", None)):
+        from codeloop.errors import UserError
+
+        raise UserError("the tokenizer has no chat template; use --chat plain", "--chat")
+    return use_chat
+
+
+def render_chat(messages: list[dict[str, str]], params: GenerationParams, tokenizer: Any) -> str:
+    """A conversation through the chat template, ready for the assistant's answer (with
+    `params.system_prompt` first when set)."""
+    if params.system_prompt:
+        messages = [{"role": "system", "content": params.system_prompt}, *messages]
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    bos = getattr(tokenizer, "bos_token", None)
+    # The tokenizer adds BOS itself when the prompt is encoded; don't double it.
+    return text[len(bos):] if bos and text.startswith(bos) else text
+
+
 def format_instruction(instruction: str, params: GenerationParams, tokenizer: Any = None) -> str:
     """Wrap an instruction in the chat template (or the plain template) and add the response prefix."""
-    use_chat = params.chat == "chat" or (params.chat == "auto" and tokenizer is not None
-                                        and getattr(tokenizer, "chat_template", None))
-    if use_chat:
-        if tokenizer is None or not getattr(tokenizer, "chat_template", None):
-            from codeloop.errors import UserError
-
-            raise UserError("the tokenizer has no chat template; use --chat plain", "--chat")
-        messages = []
-        if params.system_prompt:
-            messages.append({"role": "system", "content": params.system_prompt})
-        messages.append({"role": "user", "content": instruction})
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        bos = getattr(tokenizer, "bos_token", None)
-        # The tokenizer adds BOS itself when the prompt is encoded; don't double it.
-        if bos and text.startswith(bos):
-            text = text[len(bos):]
+    if uses_chat(params, tokenizer):
+        text = render_chat([{"role": "user", "content": instruction}], params, tokenizer)
     else:
         text = (params.system_prompt + "\n\n" if params.system_prompt else "") + \
             params.plain_template.format(instruction=instruction)

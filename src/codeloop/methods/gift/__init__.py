@@ -62,7 +62,9 @@ asked for in words through the chat template (``generation.prompts``) and the an
 block. The perplexity is of the answer given that rendered prompt; the summariser sees the
 answer's program without docstrings; a training record is the rendered prompt of the original
 description and the answer without docstrings (as the official code strips them) with its fence
-closed. The summaries stay plain 1-shot text.
+closed. The summary is asked through the chat template as well, the 1-shot example as an earlier
+user/assistant exchange (prompts.summary_messages): a 0.5B instruct model given the plain text
+mostly described the shot's program instead.
 
 chain.py holds no sampling, sandbox, scoring or training mechanics: it calls the layers below.
 prompts.py holds the templates above; plots.py the figures and the rounds table.

@@ -18,9 +18,10 @@ from codeloop.errors import UserError
 from codeloop.steps import option, same_as
 from codeloop.execution import ExecConfig, Executor, open_executor
 from codeloop.generation import GenerationParams, generate, generate_texts
-from codeloop.generation.prompts import close_code_block
+from codeloop.generation.prompts import close_code_block, render_chat, uses_chat
 from codeloop.methods.gift.prompts import (SUMMARY_STOPS, code_prompt, has_reference, original_description,
                                            pick_shot, summary_code, summary_input, summary_prompt,
+                                           summary_messages, summary_text,
                                            without_docstrings)
 from codeloop.records import Problem, normalized_code
 from codeloop.resumable import execute_into, sample_into
@@ -61,7 +62,7 @@ class GiFTConfig:
                                               "null = all.")
     batch_size: int = option(8, help="Prompts per generation / scoring batch.")
     seed: int = option(0, help="Sampling seed.")
-    # How the codes are asked for (the summaries stay plain 1-shot text): an instruct model writes a
+    # How the codes (and the summaries) are asked for: an instruct model writes a
     # code prompt's function as a chat answer; the training records are then the rendered chat
     # prompt of the original description and the answer, the tokens it sampled.
     prompt_format: str = same_as(GenerationParams, "prompt_format")
@@ -389,13 +390,13 @@ def gibbs_round(t: int, problems: list[Problem], state: ChainState, cfg: GiFTCon
         if r["summarised"] is None:
             r["next_description"] = None
         else:
-            to_sum.append((r, summary_prompt(code, pick_shot(p, shot_pool, cfg.shot, rng))))
+            to_sum.append((r, _summary_prompt(code, pick_shot(p, shot_pool, cfg.shot, rng), cfg, generator)))
     t3 = time.time()
     if to_sum:
         outs = generate_texts([q for _, q in to_sum], cfg.summary_params(t), generator=generator,
                               stops=[list(SUMMARY_STOPS)] * len(to_sum))
         for (r, _), out in zip(to_sum, outs):
-            text = out[0].text.split("\n###")[0].strip()
+            text = summary_text(out[0].text, cfg.instruction)
             # An empty summary would leave the next prompt without a task: keep the description.
             r["next_description"] = text if text else (r["description"] if r["description"] is not None
                                                        else original_description(_by_id(active, r["task_id"])))
@@ -406,6 +407,16 @@ def gibbs_round(t: int, problems: list[Problem], state: ChainState, cfg: GiFTCon
     metrics.update({"generate_s": gen_s + sum_s, "execute_s": exec_s, "score_s": score_s,
                     "wall_s": time.time() - t0, "code_samples": len(samples), "summaries": len(to_sum)})
     return records, metrics
+
+
+def _summary_prompt(code: str, shot: tuple[str, str], cfg: GiFTConfig, generator: Any) -> str:
+    """The 1-shot summary prompt: plain text, or for instruction prompts through the chat template,
+    the shot as an earlier exchange (without a chat template: the plain text)."""
+    params = GenerationParams(prompt_format="instruction", chat=cfg.chat)
+    tokenizer = getattr(generator, "tokenizer", None)
+    if not cfg.instruction or not uses_chat(params, tokenizer):
+        return summary_prompt(code, shot)
+    return render_chat(summary_messages(code, shot), params, tokenizer)
 
 
 def _usable(result: Any) -> bool:

@@ -123,6 +123,30 @@ def summary_prompt(code: str, shot: tuple[str, str]) -> str:
             f"{SUMMARY_HEADER}{code.rstrip()}\n{SUMMARY_ASK}")
 
 
+# The 1-shot summary as a conversation, for an instruct model (prompt_format: instruction): the shot is
+# an earlier user turn (its program) and assistant turn (its description). Given the plain text above,
+# or both programs in one request, a 0.5B instruct model mostly described the shot's program, echoed
+# the request or looped (measured on MBPP train).
+SUMMARY_REQUEST = ("Describe the task this Python program solves, as a task statement in one or two sentences. "
+                   "Reply with the task only.\n\n```python\n{code}\n```")
+
+
+def summary_messages(code: str, shot: tuple[str, str]) -> list[dict[str, str]]:
+    shot_code, shot_desc = shot
+    return [{"role": "user", "content": SUMMARY_REQUEST.format(code=shot_code.rstrip())},
+            {"role": "assistant", "content": shot_desc.strip()},
+            {"role": "user", "content": SUMMARY_REQUEST.format(code=code.rstrip())}]
+
+
+def summary_text(raw: str, instruction: bool) -> str:
+    """The description in a summariser's output: up to the next ``###`` (plain 1-shot text), or the
+    first paragraph of an answer without a ``Task:`` label (a request)."""
+    text = raw.split("\n###")[0].strip()
+    if instruction:
+        text = re.sub(r"^\s*(\*\*)?task(\*\*)?\s*:\s*", "", text.split("\n\n")[0], flags=re.I).strip()
+    return text
+
+
 def has_reference(problem: Problem) -> bool:
     return bool(problem.canonical_solution.strip())
 
