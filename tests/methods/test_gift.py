@@ -316,7 +316,7 @@ def test_instruction_prompts_ask_in_words_and_train_on_the_chat_answer(tmp_path,
     assert d0["model_prompt"] == original["t/double"] and d0["code_prompt"] == DOUBLE.prompt
     assert d0["kept"]["program"].startswith("import math\n") and "def double(x):" in d0["kept"]["program"]
     # The perplexity is of the answer given the text it was written from.
-    assert (original["t/double"], d0["kept"]["completion"]) in scored
+    assert (original["t/double"], d0["kept"]["completion"] + "```") in scored  # ends where its block closes
     # The summariser is asked in words about the program, without the docstring that restated the task,
     # the 1-shot example an earlier exchange; its answer's first paragraph, unlabelled, is the next description.
     request = gen.calls[1][0][0]
@@ -490,3 +490,17 @@ def test_recipe_mistakes_name_their_key(tmp_path):
     with pytest.raises(UserError) as e:
         load_recipe(p)
     assert e.value.where.endswith("stages.s.train_set")
+
+
+def test_an_answer_cut_by_the_token_limit_trains_on_its_program():
+    from codeloop.methods.gift.chain import training_completion
+    from codeloop.methods.gift.prompts import summary_text
+
+    cfg = small_cfg(prompt_format="instruction")
+    whole = {"completion": 'def f(x):\n    """Twice."""\n    return 2 * x\n'}
+    assert training_completion(whole, cfg) == "def f(x):\n    return 2 * x\n```"
+    cut = {"completion": "def f(x):\n    return 2 * x\n\nprint(f(", "program": "def f(x):\n    return 2 * x\n"}
+    assert training_completion(cut, cfg) == "def f(x):\n    return 2 * x\n```"
+    assert training_completion(cut, small_cfg()) == cut["completion"]  # completion prompts: as sampled
+    assert summary_text("**Task:** Write f.\n\nIt doubles.", True) == "Write f."
+    assert summary_text(" Describe: x\n### Code:\nmore", False) == "Describe: x"

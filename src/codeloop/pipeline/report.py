@@ -125,7 +125,8 @@ def _duel_ks(a: dict[str, Any], b: dict[str, Any]) -> list[int]:
     """The k of two evals' pass@k metrics, and every k of DUEL_KS both can estimate (n >= k samples on
     each problem): a step that only recorded pass@1 from 20 samples still gets pass@20 compared."""
     named = {int(k.split("@")[1]) for k in a["pass@k"]} & {int(k.split("@")[1]) for k in b["pass@k"]}
-    least = min((pc.n for row in (a, b) for pc in row["counts"].values()), default=1)
+    shared = a["counts"].keys() & b["counts"].keys()
+    least = min((min(a["counts"][t].n, b["counts"][t].n) for t in shared), default=1)
     return sorted(named | {k for k in DUEL_KS if k <= least}) or [1]
 
 

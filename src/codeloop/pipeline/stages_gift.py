@@ -147,6 +147,10 @@ def run_self_training(ctx: StageContext, cfg: Any) -> dict[str, Any]:
             raise UserError(f"stage '{cfg.budget_from}' is a {spec.type} stage, not gift", f"stages.{ctx.name}.budget_from")
         g = spec.config
         n = n or g.iters * g.num_seq
+        for name in ("prompt_format", "chat"):  # the baseline is asked as the chains are, or it compares nothing
+            if getattr(g, name) != getattr(cfg, name):
+                raise UserError(f"{name} is {getattr(cfg, name)!r} here but {getattr(g, name)!r} on '{cfg.budget_from}'",
+                                f"stages.{ctx.name}.{name}")
     problems, _, _, generator = _load(ctx, cfg)
     try:
         sft, stats = self_training(problems, gcfg, generator, ctx.stage.path,

@@ -33,6 +33,7 @@ NO_PASS = ("keep-last", "restart-reference", "stop")
 SHOTS = ("other-problem", "builtin")
 TRAIN_SETS = ("gold+resampled", "resampled")
 AFTER_CHAINS = ("k", "weighting", "resample_temperature", "train_set")
+INSTRUCTION_PROMPTS_VERSION = 2  # 2: the summary as a chat exchange (1: plain 1-shot text)
 
 
 @dataclass
@@ -184,12 +185,28 @@ def _candidates(kept: list[dict[str, Any]], problems: list[Problem],
     return out
 
 
-def training_completion(completion: str, cfg: GiFTConfig) -> str:
+def training_completion(kept: dict[str, Any], cfg: GiFTConfig) -> str:
     """An SFT record's completion for a self-generated code: the completion itself, or an
     instruction answer without docstrings (the official code strips them from self-generated codes
     before training; here they would also carry the chain's rewritten descriptions) and with its
-    fence closed."""
-    return close_code_block(without_docstrings(completion)) if cfg.instruction else completion
+    fence closed. An answer that does not parse whole (cut by the token limit after the code that
+    passed) is replaced by its program, the part that was executed."""
+    if not cfg.instruction:
+        return kept["completion"]
+    code = kept["completion"]
+    if not _parses(code) and kept.get("program"):
+        code = kept["program"]
+    return close_code_block(without_docstrings(code))
+
+
+def _parses(code: str) -> bool:
+    import ast
+
+    try:
+        ast.parse(code)
+        return True
+    except SyntaxError:
+        return False
 
 
 def resample(kept: list[dict[str, Any]], problems: list[Problem], cfg: GiFTConfig,
@@ -207,7 +224,7 @@ def resample(kept: list[dict[str, Any]], problems: list[Problem], cfg: GiFTConfi
         for i in _draw(w, cfg, rng):
             c = cands[int(i)]
             out.append({"task_id": p.task_id, "prompt": prompts.get(p.task_id, p.prompt),
-                        "completion": training_completion(c["completion"], cfg),
+                        "completion": training_completion(c, cfg),
                         "round": c["round"], "ppl": c["ppl"], "weight": float(w[int(i)]),
                         "description": c["description"], "source": "gift"})
     return out
@@ -369,9 +386,11 @@ def gibbs_round(t: int, problems: list[Problem], state: ChainState, cfg: GiFTCon
     to_score = [(i, r) for i, r in enumerate(records) if r["kept"]]
     t2 = time.time()
     if to_score:
-        # The perplexity of the kept answer given the exact text the model wrote it from.
+        # The perplexity of the kept answer given the exact text the model wrote it from; an
+        # instruction answer ends where its block closes (the scorer adds the end of the turn).
+        end = close_code_block if cfg.instruction else (lambda text: text)
         scores = scorer([r.get("model_prompt", r["code_prompt"]) for _, r in to_score],
-                        [r["kept"]["completion"] for _, r in to_score])
+                        [end(r["kept"]["completion"]) for _, r in to_score])
         for (_, r), (lp, n) in zip(to_score, scores):
             r["kept"].update({"logprob": lp, "n_tokens": n, "ppl": _ppl(lp, n)})
     score_s = time.time() - t2
@@ -459,6 +478,8 @@ def run_chains(problems: list[Problem], cfg: GiFTConfig, generator: Any, scorer:
     # What happens after the chains (the draw, the training set) does not change them: switching
     # it reuses the finished rounds.
     settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in AFTER_CHAINS}
+    if cfg.instruction:  # how instruction prompts and summaries are worded: rounds made otherwise are redone
+        settings["instruction_prompts"] = INSTRUCTION_PROMPTS_VERSION
     chain = config_hash({"gift": settings, "problems": [p.task_id for p in problems],
                          "model": getattr(generator, "name", "")})
     all_records: list[dict[str, Any]] = []
@@ -493,7 +514,8 @@ def model_prompts(records: list[dict[str, Any]]) -> dict[str, str]:
 def kept_codes(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The chains' kept codes, one per (problem, round) that passed."""
     return [{"task_id": r["task_id"], "round": r["round"], "completion": r["kept"]["completion"],
-             "ppl": r["kept"].get("ppl"), "description": r["description"]}
+             "ppl": r["kept"].get("ppl"), "description": r["description"],
+             **({"program": r["kept"]["program"]} if "program" in r["kept"] else {})}
             for r in records if r.get("kept")]
 
 
@@ -555,7 +577,8 @@ def self_training(problems: list[Problem], cfg: GiFTConfig, generator: Any, work
     judged = [judged_problem(p, cfg.tests_limit) for p in problems]
     results = execute_into(run.stage("results"), judged, samples, exec_config or ExecConfig(),
                            inputs_hash=run.stage("samples").done_hash())
-    kept = [{"task_id": r.task_id, "round": 0, "completion": r.completion, "ppl": None, "description": None}
+    kept = [{"task_id": r.task_id, "round": 0, "completion": r.completion, "ppl": None, "description": None,
+             **({"program": r.code} if cfg.instruction else {})}
             for r in sorted(results, key=lambda r: (r.task_id, r.sample_id)) if _usable(r)]
     ucfg = dataclasses.replace(cfg, weighting="uniform")
     prompts = {s.task_id: s.prompt for s in samples if s.prompt}

@@ -90,7 +90,7 @@ def without_docstrings(code: str) -> str:
         tree = ast.parse(code)
     except SyntaxError:
         return code
-    lines = code.splitlines(keepends=True)
+    lines = re.split(r"(?<=\n)", code)  # ast counts lines by \n only (str.splitlines also splits on \f, \x1c...)
     drop: set[int] = set()
     fill: dict[int, str] = {}  # a body that was only its docstring keeps a `pass`
     for node in ast.walk(tree):
@@ -143,7 +143,7 @@ def summary_text(raw: str, instruction: bool) -> str:
     first paragraph of an answer without a ``Task:`` label (a request)."""
     text = raw.split("\n###")[0].strip()
     if instruction:
-        text = re.sub(r"^\s*(\*\*)?task(\*\*)?\s*:\s*", "", text.split("\n\n")[0], flags=re.I).strip()
+        text = re.sub(r"^\W*task\W*:\W*?(?=\w)", "", text.split("\n\n")[0], flags=re.I).strip()
     return text
 
 
