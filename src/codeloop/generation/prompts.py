@@ -135,7 +135,7 @@ def sanitize(code: str, entry_point: str = "", prompt: str = "") -> str:
     the problem's prompt (e.g. ``from typing import List``) are added when the answer lacks them.
     Without an entry point (whole programs) the code is only cut to parse.
     """
-    parsable = code if _parses(code) else _longest_parsable_prefix(code)
+    parsable = code if parses(code) else _longest_parsable_prefix(code)
     if not entry_point:
         return parsable
     try:
@@ -171,7 +171,7 @@ def sanitize(code: str, entry_point: str = "", prompt: str = "") -> str:
     return _with_prompt_imports("\n".join(parts), prompt)
 
 
-def _parses(code: str) -> bool:
+def parses(code: str) -> bool:
     try:
         ast.parse(code)
         return True

@@ -18,7 +18,7 @@ from codeloop.errors import UserError
 from codeloop.steps import option, same_as
 from codeloop.execution import ExecConfig, Executor, open_executor
 from codeloop.generation import GenerationParams, generate, generate_texts
-from codeloop.generation.prompts import close_code_block, render_chat, uses_chat
+from codeloop.generation.prompts import close_code_block, parses, render_chat, uses_chat
 from codeloop.methods.gift.prompts import (SUMMARY_STOPS, code_prompt, has_reference, original_description,
                                            pick_shot, summary_code, summary_input, summary_prompt,
                                            summary_messages, summary_text,
@@ -194,19 +194,10 @@ def training_completion(kept: dict[str, Any], cfg: GiFTConfig) -> str:
     if not cfg.instruction:
         return kept["completion"]
     code = kept["completion"]
-    if not _parses(code) and kept.get("program"):
+    if not parses(code) and kept.get("program"):
         code = kept["program"]
     return close_code_block(without_docstrings(code))
 
-
-def _parses(code: str) -> bool:
-    import ast
-
-    try:
-        ast.parse(code)
-        return True
-    except SyntaxError:
-        return False
 
 
 def resample(kept: list[dict[str, Any]], problems: list[Problem], cfg: GiFTConfig,
