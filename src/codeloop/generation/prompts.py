@@ -45,12 +45,15 @@ def uses_chat(params: GenerationParams, tokenizer: Any = None) -> bool:
     return use_chat
 
 
+def with_system(messages: list[dict[str, str]], params: GenerationParams) -> list[dict[str, str]]:
+    """`messages` after `params.system_prompt` as a system message, when one is set."""
+    return ([{"role": "system", "content": params.system_prompt}] if params.system_prompt else []) + messages
+
+
 def render_chat(messages: list[dict[str, str]], params: GenerationParams, tokenizer: Any) -> str:
     """A conversation through the chat template, ready for the assistant's answer (with
     `params.system_prompt` first when set)."""
-    if params.system_prompt:
-        messages = [{"role": "system", "content": params.system_prompt}, *messages]
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    text = tokenizer.apply_chat_template(with_system(messages, params), tokenize=False, add_generation_prompt=True)
     bos = getattr(tokenizer, "bos_token", None)
     # The tokenizer adds BOS itself when the prompt is encoded; don't double it.
     return text[len(bos):] if bos and text.startswith(bos) else text

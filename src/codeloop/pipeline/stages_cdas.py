@@ -19,7 +19,7 @@ from codeloop.errors import UserError
 from codeloop.methods.codeact import CDASConfig
 from codeloop.pipeline.stages import StageContext, TrainSFTConfig
 from codeloop.generation.params import GenerationParams
-from codeloop.generation.prompts import close_code_block, format_instruction, instruction_text
+from codeloop.generation.prompts import close_code_block, format_instruction, instruction_text, with_system
 from codeloop.steps import (FORMAT_FIELD, Step, derive, library_kwargs, option, problem_fields, run_fields,
                             same_as, validate_as)
 from codeloop.training.packing import LAYOUTS
@@ -78,10 +78,8 @@ def problem_sft_record(problem: Any, instruction: str = "auto",
         if params.chat == "plain":
             rec.update(prompt=format_instruction(instruction_text(problem), params), completion=answer)
         else:
-            rec.update(prompt=[{"role": "user", "content": instruction_text(problem)}],
+            rec.update(prompt=with_system([{"role": "user", "content": instruction_text(problem)}], params),
                        completion=[{"role": "assistant", "content": params.response_prefix + answer}])
-            if params.system_prompt:
-                rec["prompt"].insert(0, {"role": "system", "content": params.system_prompt})
     return rec
 
 

@@ -199,7 +199,6 @@ def training_completion(kept: dict[str, Any], cfg: GiFTConfig) -> str:
     return close_code_block(without_docstrings(code))
 
 
-
 def resample(kept: list[dict[str, Any]], problems: list[Problem], cfg: GiFTConfig,
              prompts: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """k training records per problem: (original prompt, kept code), drawn at the weights.
@@ -388,11 +387,12 @@ def gibbs_round(t: int, problems: list[Problem], state: ChainState, cfg: GiFTCon
 
     # d_{t+1} ~ p(description | 1-shot prompt, code): the kept code, or the no-pass fallback.
     to_sum: list[tuple[dict[str, Any], str]] = []
+    summary_prompt_for = _summary_prompter(cfg, generator)
     for p, r in zip(active, records):
         if r["kept"]:
             r["summarised"], code = "kept", summary_input(p, r["kept"])
         elif cfg.no_pass == "keep-last" and state.last_kept[p.task_id] is not None:
-            r["summarised"], code = "last-kept", summary_input(p, state.last_kept[p.task_id] or {})
+            r["summarised"], code = "last-kept", summary_input(p, state.last_kept[p.task_id])
         elif cfg.no_pass in ("keep-last", "restart-reference") and has_reference(p):
             r["summarised"], code = "reference", summary_code(p, p.canonical_solution)
         else:
@@ -400,7 +400,7 @@ def gibbs_round(t: int, problems: list[Problem], state: ChainState, cfg: GiFTCon
         if r["summarised"] is None:
             r["next_description"] = None
         else:
-            to_sum.append((r, _summary_prompt(code, pick_shot(p, shot_pool, cfg.shot, rng), cfg, generator)))
+            to_sum.append((r, summary_prompt_for(code, pick_shot(p, shot_pool, cfg.shot, rng))))
     t3 = time.time()
     if to_sum:
         outs = generate_texts([q for _, q in to_sum], cfg.summary_params(t), generator=generator,
@@ -419,14 +419,14 @@ def gibbs_round(t: int, problems: list[Problem], state: ChainState, cfg: GiFTCon
     return records, metrics
 
 
-def _summary_prompt(code: str, shot: tuple[str, str], cfg: GiFTConfig, generator: Any) -> str:
-    """The 1-shot summary prompt: plain text, or for instruction prompts through the chat template,
-    the shot as an earlier exchange (without a chat template: the plain text)."""
+def _summary_prompter(cfg: GiFTConfig, generator: Any) -> Callable[[str, tuple[str, str]], str]:
+    """(code, shot) -> the 1-shot summary prompt: plain text, or for instruction prompts through the
+    chat template, the shot as an earlier exchange (without a chat template: the plain text)."""
     params = GenerationParams(prompt_format="instruction", chat=cfg.chat)
     tokenizer = getattr(generator, "tokenizer", None)
     if not cfg.instruction or not uses_chat(params, tokenizer):
-        return summary_prompt(code, shot)
-    return render_chat(summary_messages(code, shot), params, tokenizer)
+        return summary_prompt
+    return lambda code, shot: render_chat(summary_messages(code, shot), params, tokenizer)
 
 
 def _usable(result: Any) -> bool:
